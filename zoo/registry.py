@@ -1,0 +1,96 @@
+"""One registry for every model family: name -> model class, default config, input kind.
+
+timm's two calls are the whole public surface: `build("bert", num_layers=4)` and
+`list_models("*")`. A family registers itself where it is defined, so adding a model touches one
+file plus its test.
+"""
+
+import dataclasses
+import difflib
+import fnmatch
+
+import keras
+
+# What a model consumes; the data pipeline and the SavedModel signature are chosen from it.
+#   "image":     float32 [batch, height, width, channels], raw pixel values 0..255.
+#   "token_ids": int32 [batch, sequence_length], 0 is padding.
+#   "bert":      {"token_ids", "segment_ids", "padding_mask"}, each int32 [batch, sequence_length].
+INPUT_KINDS = ("image", "token_ids", "bert")
+
+
+class ConfigError(ValueError):
+    """A user's mistake in a model name or config field; its message is one line that says the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    model_class: type
+    input_kind: str
+    default_config: dict
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def register(name, *, input_kind, **default_config):
+    """Class decorator: registers `name` -> the decorated `keras.Model` with its defaults.
+
+    Stack it to register one class under several names (gru and lstm share a class):
+
+        @register("gru", input_kind="token_ids", cell_type="gru", hidden_dim=64)
+        @register("lstm", input_kind="token_ids", cell_type="lstm", hidden_dim=64)
+        class RecurrentClassifier(keras.Model): ...
+    """
+    if input_kind not in INPUT_KINDS:
+        raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
+
+    def decorator(model_class):
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is already registered")
+        _MODELS[name] = ModelSpec(name, model_class, input_kind, dict(default_config))
+        return model_class
+
+    return decorator
+
+
+def _close_matches(word, candidates):
+    matches = difflib.get_close_matches(word, candidates, n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(matches)}?)" if matches else ""
+
+
+def get_spec(name) -> ModelSpec:
+    """The registered entry for `name`; an unknown name is a ConfigError listing the known ones."""
+    if name not in _MODELS:
+        raise ConfigError(
+            f"unknown model {name!r}{_close_matches(name, list(_MODELS))}; "
+            f"known models: {', '.join(list_models())}"
+        )
+    return _MODELS[name]
+
+
+def list_models(pattern="*"):
+    """Sorted names of the registered models that match the shell-style `pattern`."""
+    return sorted(name for name in _MODELS if fnmatch.fnmatchcase(name, pattern))
+
+
+def default_config(name) -> dict:
+    """A copy of the constructor arguments `build(name)` uses when given no overrides."""
+    return dict(get_spec(name).default_config)
+
+
+def build(name, **overrides) -> keras.Model:
+    """Builds the model registered as `name`, its default config updated by `overrides`.
+
+    An override that is not one of the family's config fields is a ConfigError naming the field.
+    """
+    spec = get_spec(name)
+    unknown = sorted(set(overrides) - set(spec.default_config))
+    if unknown:
+        field = unknown[0]
+        raise ConfigError(
+            f"model {name!r} has no config field {field!r}"
+            f"{_close_matches(field, list(spec.default_config))}; "
+            f"fields: {', '.join(sorted(spec.default_config))}"
+        )
+    return spec.model_class(**{**spec.default_config, **overrides})
