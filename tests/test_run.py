@@ -1,0 +1,153 @@
+"""End to end: `python -m trainers.run` trains, evaluates and exports every model offline.
+
+The SavedModel is then loaded in a fresh process that imports only TensorFlow (and
+tensorflow_text, whose ops the tokenizer uses), as TF Serving would, and its probabilities
+must equal the Keras model's restored from the run's checkpoint, on the same raw inputs.
+"""
+
+import json
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from trainers import config as config_lib
+from trainers import experiment
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+SAMPLE_TEXTS = ["I love this movie!", "a dull , boring and painfully slow film .", "", "not bad at all " * 40]
+STEPS = 6
+
+
+def run_trainer(*flags, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "trainers.run", *flags],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """One tfds data_dir for the module, so each offline dataset is built once."""
+    return tmp_path_factory.mktemp("tfds")
+
+
+def _serve_in_fresh_process(version_dir, raw_inputs, tmp_path):
+    """Calls serving_default in a process that never imports zoo, trainers or keras_hub."""
+    inputs_path = tmp_path / "inputs.npy"
+    np.save(inputs_path, raw_inputs)
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        import numpy as np
+        import tensorflow as tf
+        import tensorflow_text  # Registers the WordPiece ops the text graphs use.
+        serving = tf.saved_model.load({str(version_dir)!r}).signatures["serving_default"]
+        raw = np.load({str(inputs_path)!r}, allow_pickle=True)
+        name, spec = next(iter(serving.structured_input_signature[1].items()))
+        outputs = serving(**{{name: tf.constant(raw.tolist() if raw.dtype == object else raw, spec.dtype)}})
+        leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("zoo", "trainers", "keras_hub"))
+        print(json.dumps({{
+            "input_name": name,
+            "probabilities": outputs["probabilities"].numpy().tolist(),
+            "class_id": outputs["class_id"].numpy().tolist(),
+            "leaked": leaked,
+        }}))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _keras_probabilities(model_dir, raw_inputs):
+    """Rebuilds the run's preprocessor and model from model_dir and restores the final checkpoint."""
+    config = config_lib.load_config(model_dir / "config.yaml")
+    task = experiment.prepare_task(config, model_dir)
+    model = experiment.build_model(config, task)
+    checkpoint = tf.train.Checkpoint(model=model)
+    checkpoint.restore(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))).expect_partial()
+    raw = tf.constant(raw_inputs.tolist() if raw_inputs.dtype == object else raw_inputs)
+    return tf.nn.softmax(model(task.preprocessor(raw), training=False)).numpy()
+
+
+@pytest.mark.parametrize("model_name", zoo.list_models())
+def test_trainer_trains_evaluates_exports_and_the_export_serves_alone(model_name, data_dir, tmp_path):
+    model_dir, export_dir = tmp_path / "run", tmp_path / "exports"
+    result = run_trainer(
+        f"--model={model_name}",
+        f"--model_dir={model_dir}",
+        f"--export_dir={export_dir}",
+        f"--data_dir={data_dir}",
+        "--epochs=1",
+        f"--steps_per_epoch={STEPS}",
+        "--steps_per_loop=4",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Eval metrics: accuracy=" in result.stdout
+    assert f"SavedModel: {export_dir / model_name / '1'}" in result.stdout
+    assert "Exported model's answer for" in result.stdout
+
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["global_step"] == STEPS
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and np.isfinite(metrics["loss"])
+    assert metrics["num_examples"] > 0
+    for event_dir in ("train", "eval"):
+        assert list((model_dir / event_dir).glob("events.out.tfevents.*")), f"no TensorBoard events in {event_dir}"
+    assert (model_dir / "config.yaml").read_text().startswith("# Resolved by trainers.run with python")
+
+    version_dir = export_dir / model_name / "1"
+    assert (version_dir / "saved_model.pb").is_file()
+    if zoo.get_spec(model_name).input_kind == "image":
+        raw_inputs = np.random.default_rng(0).integers(0, 256, [3, 8, 8, 1]).astype(np.float32)
+    else:
+        raw_inputs = np.array(SAMPLE_TEXTS, dtype=object)
+    served = _serve_in_fresh_process(version_dir, raw_inputs, tmp_path)
+    assert served["leaked"] == []
+    assert served["input_name"] == ("image" if raw_inputs.dtype != object else "text")
+
+    expected = _keras_probabilities(model_dir, raw_inputs)
+    np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
+    assert served["class_id"] == expected.argmax(-1).tolist()
+
+
+def test_second_run_in_same_model_dir_resumes_and_exports_next_version(data_dir, tmp_path):
+    flags = [
+        "--model=cnn",
+        f"--model_dir={tmp_path / 'run'}",
+        f"--export_dir={tmp_path / 'exports'}",
+        f"--data_dir={data_dir}",
+        "--epochs=1",
+        "--steps_per_epoch=3",
+    ]
+    assert run_trainer(*flags).returncode == 0
+    second = run_trainer(*flags)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Resuming from" in second.stdout and "at step 3" in second.stdout
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["global_step"] == 3
+    assert sorted(p.name for p in (tmp_path / "exports" / "cnn").iterdir()) == ["1", "2"]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--model=bret"], "unknown model 'bret' (did you mean bert?); known models: bert, cnn, gru, lstm, transformer"),
+        (["--model=cnn", "--batch_size=-4"], "train.batch_size must be a positive integer, got -4"),
+        (["--model=cnn", "--strategy=gpu_cluster"], "--strategy must be one of default, one_device, mirrored"),
+        (["--model=cnn", "--dataset=zoo_sentiment"], "--dataset=zoo_sentiment holds text but model cnn reads image"),
+        (["--model=bert", "--sequence_length=512"], "data.sequence_length=512 exceeds model.max_sequence_length=128"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_code_2(flags, message, data_dir, tmp_path):
+    result = run_trainer(*flags, f"--model_dir={tmp_path / 'run'}", f"--data_dir={data_dir}", timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,180 @@
+"""The experiment config: one typed schema, filled from a YAML file, then from flags.
+
+A whole run is one readable object (TF Model Garden's idea, without its layers of factories):
+
+    model:  {name: bert, num_layers: 2, ...}   # zoo.build(name, **the rest)
+    data:   {dataset: zoo_sentiment, sequence_length: 64, ...}
+    train:  {epochs: 3, batch_size: 32, learning_rate: 1e-3, ...}
+
+`configs/<model>/<dataset>.yaml` holds the defaults of each experiment; `load_config` checks every
+key and type and turns a mistake into a one-line `ConfigError` that names the field.
+"""
+
+import dataclasses
+import difflib
+import pathlib
+import types
+import typing
+
+import yaml
+
+from zoo.registry import ConfigError
+
+CONFIGS_DIR = pathlib.Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Which tfds dataset feeds the run and how text becomes token ids."""
+
+    dataset: str = "zoo_sentiment"
+    data_dir: str | None = None  # tfds data_dir; None means tfds' default (~/tensorflow_datasets).
+    sequence_length: int = 64  # Text is truncated or padded to this many tokens.
+    vocabulary_size: int = 2000  # Upper bound of the WordPiece vocabulary learned from the train split.
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """The optimisation schedule: AdamW, linear warmup then cosine decay."""
+
+    epochs: int = 3
+    steps_per_epoch: int | None = None  # None: one pass over the train split.
+    batch_size: int = 32  # Global batch, split evenly over replicas.
+    learning_rate: float = 1e-3  # Peak learning rate, reached at the end of warmup.
+    warmup_fraction: float = 0.1  # Share of all steps spent warming up linearly from 0.
+    weight_decay: float = 0.01  # Decoupled (AdamW); biases and normalisation scales are exempt.
+    steps_per_loop: int = 20  # Train steps run inside one tf.function call (fewer host round trips).
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    model: dict  # {"name": registered model name, **constructor overrides}
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    @property
+    def model_name(self) -> str:
+        return self.model["name"]
+
+    @property
+    def model_overrides(self) -> dict:
+        return {key: value for key, value in self.model.items() if key != "name"}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {"data": DataConfig, "train": TrainConfig}
+
+
+def _close_matches(word, candidates):
+    matches = difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(matches)}?)" if matches else ""
+
+
+def _accepted_types(annotation):
+    """The runtime types a field annotated `annotation` accepts (`int | None` -> (int, NoneType))."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return tuple(typing.get_args(annotation))
+    return (annotation,)
+
+
+def _check_value(section, field, value):
+    accepted = _accepted_types(field.type)
+    if float in accepted and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            return float(value)  # YAML 1.1 reads `1e-3` as a string.
+        except ValueError:
+            pass
+    if isinstance(value, bool) and bool not in accepted:
+        ok = False
+    else:
+        ok = isinstance(value, accepted)
+    if not ok:
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in accepted)
+        raise ConfigError(f"{section}.{field.name} must be {names}, got {value!r}")
+    return value
+
+
+def _build_section(section, cls, values):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{section} must be a mapping of fields, got {values!r}")
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    checked = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(
+                f"unknown config key {section}.{key}{_close_matches(key, fields)}; "
+                f"{section} accepts: {', '.join(fields)}"
+            )
+        checked[key] = _check_value(section, fields[key], value)
+    return cls(**checked)
+
+
+def config_from_dict(values: dict) -> ExperimentConfig:
+    """Validates a nested dict (as read from YAML) into an ExperimentConfig."""
+    unknown = set(values) - {"model", *_SECTIONS}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(
+            f"unknown config section {key!r}{_close_matches(key, ['model', *_SECTIONS])}; "
+            "sections: model, data, train"
+        )
+    model = values.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        raise ConfigError("model must be a mapping with a 'name' (a registered zoo model)")
+    sections = {name: _build_section(name, cls, values.get(name) or {}) for name, cls in _SECTIONS.items()}
+    config = ExperimentConfig(model=dict(model), **sections)
+    validate(config)
+    return config
+
+
+def validate(config: ExperimentConfig):
+    """Rejects values no run can use, naming the field and what is accepted."""
+    positive = {
+        "data.sequence_length": config.data.sequence_length,
+        "data.vocabulary_size": config.data.vocabulary_size,
+        "train.epochs": config.train.epochs,
+        "train.batch_size": config.train.batch_size,
+        "train.steps_per_loop": config.train.steps_per_loop,
+    }
+    if config.train.steps_per_epoch is not None:
+        positive["train.steps_per_epoch"] = config.train.steps_per_epoch
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key} must be a positive integer, got {value}")
+    if config.train.learning_rate <= 0:
+        raise ConfigError(f"train.learning_rate must be > 0, got {config.train.learning_rate}")
+    if not 0 <= config.train.warmup_fraction < 1:
+        raise ConfigError(f"train.warmup_fraction must be in [0, 1), got {config.train.warmup_fraction}")
+
+
+def default_config_path(model_name, dataset=None) -> pathlib.Path:
+    """`configs/<model>/<dataset>.yaml`; without a dataset, the model's offline default."""
+    directory = CONFIGS_DIR / model_name
+    if dataset is None:
+        return directory / "offline.yaml"
+    return directory / f"{dataset.replace('/', '_')}.yaml"
+
+
+def load_config(path) -> ExperimentConfig:
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--config: no such file {str(path)!r}")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--config: {path} is not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config: {path} must hold a mapping with model, data and train sections")
+    return config_from_dict(values)
+
+
+def save_config(config: ExperimentConfig, path, header: str = ""):
+    """Writes the resolved config so that `--config=path` repeats the run.
+
+    `header` (e.g. the package versions) goes first as YAML comments, so the file still loads.
+    """
+    comments = "".join(f"# {line}\n" for line in header.splitlines())
+    pathlib.Path(path).write_text(comments + yaml.safe_dump(config.to_dict(), sort_keys=False))

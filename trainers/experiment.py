@@ -1,0 +1,137 @@
+"""What a run derives from its config: the task's data and preprocessor, the model, the optimizer.
+
+Kept apart from the loop so that training, evaluation and export of an existing `model_dir` build
+exactly the same preprocessor (same saved vocabulary) and the same model.
+"""
+
+import dataclasses
+import pathlib
+from typing import Callable
+
+import keras
+import tensorflow as tf
+import yaml
+
+import zoo
+from zoo import data
+from zoo.data.images import ImagePreprocessor
+from zoo.data.pipeline import make_input_fn
+from zoo.data.text import TextPreprocessor, compute_vocabulary, load_vocabulary, save_vocabulary
+from zoo.export import serving_input_spec
+from zoo.registry import ConfigError
+
+# Which dataset modality each model input kind consumes, and the offline default that has it.
+_MODALITY = {"image": "image", "token_ids": "text", "bert": "text"}
+_OFFLINE_DEFAULT = {"image": "zoo_digits", "text": "zoo_sentiment"}
+# Parameters that AdamW leaves out of weight decay (BERT's recipe): biases and normalisation.
+_NO_WEIGHT_DECAY = ["bias", "gamma", "beta"]
+
+
+@dataclasses.dataclass
+class Task:
+    """A classification task's data, ready for the trainer and the exporter."""
+
+    modality: str  # "image" or "text"
+    num_classes: int
+    class_names: list  # Label names from the dataset (may be empty).
+    num_train_examples: int
+    preprocessor: keras.layers.Layer  # Raw input (pixels or strings) -> model inputs.
+    serving_input_spec: tf.TensorSpec
+    train_input_fn: Callable  # InputContext -> repeated, shuffled, batched tf.data.Dataset.
+    eval_input_fn: Callable  # InputContext -> one pass over the eval split.
+    sample_input: tf.Tensor  # One eval example, batched, as a client would send it.
+    sample_label: int
+
+
+def check_same_experiment(config, model_dir: pathlib.Path):
+    """Refuses to resume a `model_dir` that holds a run of another model or data config."""
+    saved_path = model_dir / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved = yaml.safe_load(saved_path.read_text())
+    current = config.to_dict()
+    for section in ("model", "data"):
+        if saved.get(section) != current[section]:
+            raise ConfigError(
+                f"--model_dir={model_dir} holds a run with another {section} config "
+                f"({saved_path}); use a new --model_dir or the same config to resume"
+            )
+
+
+def _text_preprocessor(config, model_dir, dataset_spec, output_format):
+    """WordPiece over the vocabulary saved in `model_dir`, learned from the train split on first use."""
+    vocabulary_path = model_dir / "vocabulary.txt"
+    if not vocabulary_path.is_file():
+        texts = data.load(dataset_spec.name, dataset_spec.train_split, config.data.data_dir)
+        vocabulary = compute_vocabulary(texts.map(lambda text, label: text), config.data.vocabulary_size)
+        save_vocabulary(vocabulary, vocabulary_path)
+    return TextPreprocessor(
+        load_vocabulary(vocabulary_path),
+        sequence_length=config.data.sequence_length,
+        output_format=output_format,
+    )
+
+
+def prepare_task(config, model_dir: pathlib.Path) -> Task:
+    """Reads the dataset's metadata and builds the preprocessor and the input functions."""
+    model_spec = zoo.get_spec(config.model_name)
+    dataset_spec = data.get_dataset_spec(config.data.dataset)
+    modality = _MODALITY[model_spec.input_kind]
+    if dataset_spec.modality != modality:
+        raise ConfigError(
+            f"--dataset={dataset_spec.name} holds {dataset_spec.modality} but model "
+            f"{model_spec.name} reads {modality}; try --dataset={_OFFLINE_DEFAULT[modality]}"
+        )
+    info = data.dataset_info(dataset_spec.name, config.data.data_dir)
+    if modality == "image":
+        preprocessor = ImagePreprocessor()
+    else:
+        output_format = "bert" if model_spec.input_kind == "bert" else "token_ids"
+        preprocessor = _text_preprocessor(config, model_dir, dataset_spec, output_format)
+
+    def load_split(split):
+        return lambda: data.load(dataset_spec.name, split, config.data.data_dir)
+
+    common = dict(preprocessor=preprocessor, global_batch_size=config.train.batch_size, seed=config.train.seed)
+    sample_input, sample_label = next(iter(load_split(dataset_spec.eval_split)().take(1)))
+    return Task(
+        modality=modality,
+        num_classes=info.num_classes,
+        class_names=list(info.class_names),
+        num_train_examples=info.num_examples[dataset_spec.train_split],
+        preprocessor=preprocessor,
+        serving_input_spec=serving_input_spec(model_spec.input_kind, info.image_shape),
+        train_input_fn=make_input_fn(load_split(dataset_spec.train_split), training=True, **common),
+        eval_input_fn=make_input_fn(load_split(dataset_spec.eval_split), training=False, **common),
+        sample_input=tf.cast(sample_input, tf.float32)[None] if modality == "image" else sample_input[None],
+        sample_label=int(sample_label),
+    )
+
+
+def build_model(config, task: Task) -> keras.Model:
+    """`zoo.build` with the config's overrides, sized to the task's classes and vocabulary."""
+    overrides = dict(config.model_overrides, num_classes=task.num_classes)
+    defaults = zoo.default_config(config.model_name)
+    if task.modality == "text":
+        overrides["vocabulary_size"] = task.preprocessor.vocabulary_size
+        max_length = overrides.get("max_sequence_length", defaults.get("max_sequence_length"))
+        if max_length is not None and max_length < config.data.sequence_length:
+            raise ConfigError(
+                f"data.sequence_length={config.data.sequence_length} exceeds "
+                f"model.max_sequence_length={max_length}; raise the latter or shorten the former"
+            )
+    return zoo.build(config.model_name, **overrides)
+
+
+def create_optimizer(train_config, total_steps) -> keras.optimizers.Optimizer:
+    """AdamW with BERT's schedule: linear warmup to the peak rate, then cosine decay to 0."""
+    warmup_steps = int(train_config.warmup_fraction * total_steps)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        decay_steps=max(1, total_steps - warmup_steps),
+        warmup_target=train_config.learning_rate,
+        warmup_steps=warmup_steps,
+    )
+    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=train_config.weight_decay)
+    optimizer.exclude_from_weight_decay(var_names=_NO_WEIGHT_DECAY)
+    return optimizer
