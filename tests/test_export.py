@@ -4,12 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo.data.images import ImagePreprocessor
 from zoo.export import export_saved_model, next_version, serving_input_spec
-
-
-class _CastToFloat(keras.layers.Layer):
-    def call(self, images):
-        return tf.cast(images, tf.float32)
 
 
 def _tiny_image_model():
@@ -26,7 +22,7 @@ def test_next_version_ignores_non_numeric_entries(tmp_path):
 
 
 def test_each_export_adds_a_version_and_leaves_no_temporary(tmp_path):
-    model, preprocessor = _tiny_image_model(), _CastToFloat()
+    model, preprocessor = _tiny_image_model(), ImagePreprocessor()
     spec = serving_input_spec("image", [4, 4, 1])
     first = export_saved_model(model, preprocessor, spec, export_dir=tmp_path, model_name="tiny")
     first_mtime = (first / "saved_model.pb").stat().st_mtime_ns
@@ -37,7 +33,7 @@ def test_each_export_adds_a_version_and_leaves_no_temporary(tmp_path):
 
 
 def test_serving_signature_returns_probabilities_and_class_id(tmp_path):
-    model, preprocessor = _tiny_image_model(), _CastToFloat()
+    model, preprocessor = _tiny_image_model(), ImagePreprocessor()
     version_dir = export_saved_model(
         model, preprocessor, serving_input_spec("image", [4, 4, 1]), export_dir=tmp_path, model_name="tiny"
     )

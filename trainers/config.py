@@ -13,6 +13,7 @@ key and type and turns a mistake into a one-line `ConfigError` that names the fi
 import dataclasses
 import difflib
 import pathlib
+import re
 import types
 import typing
 
@@ -148,6 +149,30 @@ def validate(config: ExperimentConfig):
         raise ConfigError(f"train.learning_rate must be > 0, got {config.train.learning_rate}")
     if not 0 <= config.train.warmup_fraction < 1:
         raise ConfigError(f"train.warmup_fraction must be in [0, 1), got {config.train.warmup_fraction}")
+
+
+def apply_overrides(values: dict, overrides: str) -> dict:
+    """Applies `--params_override` ("model.num_layers=4,train.batch_size=64") to a config dict.
+
+    Each value is read as YAML (`4` is an int, `1e-3` a float, `[32, 64]` a list); its type is
+    checked when the dict becomes a config.
+    """
+    assignments = re.split(r",(?![^\[\]]*\])", overrides)  # Commas inside [...] belong to a list.
+    for assignment in filter(None, (part.strip() for part in assignments)):
+        key, separator, text = assignment.partition("=")
+        section, _, field = key.strip().partition(".")
+        if not separator or not field:
+            raise ConfigError(f"--params_override: expected section.field=value, got {assignment!r}")
+        if section not in values:
+            raise ConfigError(
+                f"--params_override: unknown section {section!r}"
+                f"{_close_matches(section, values)}; sections: {', '.join(values)}"
+            )
+        try:
+            values[section][field] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--params_override: cannot read the value of {key.strip()} from {text!r}") from None
+    return values
 
 
 def default_config_path(model_name, dataset=None) -> pathlib.Path:

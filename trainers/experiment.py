@@ -20,9 +20,8 @@ from zoo.data.text import TextPreprocessor, compute_vocabulary, load_vocabulary,
 from zoo.export import serving_input_spec
 from zoo.registry import ConfigError
 
-# Which dataset modality each model input kind consumes, and the offline default that has it.
+# Which dataset modality each model input kind consumes.
 _MODALITY = {"image": "image", "token_ids": "text", "bert": "text"}
-_OFFLINE_DEFAULT = {"image": "zoo_digits", "text": "zoo_sentiment"}
 # Parameters that AdamW leaves out of weight decay (BERT's recipe): biases and normalisation.
 _NO_WEIGHT_DECAY = ["bias", "gamma", "beta"]
 
@@ -80,7 +79,7 @@ def prepare_task(config, model_dir: pathlib.Path) -> Task:
     if dataset_spec.modality != modality:
         raise ConfigError(
             f"--dataset={dataset_spec.name} holds {dataset_spec.modality} but model "
-            f"{model_spec.name} reads {modality}; try --dataset={_OFFLINE_DEFAULT[modality]}"
+            f"{model_spec.name} reads {modality}; try --dataset={data.OFFLINE_DEFAULTS[modality]}"
         )
     info = data.dataset_info(dataset_spec.name, config.data.data_dir)
     if modality == "image":

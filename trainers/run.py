@@ -19,6 +19,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
+import tensorflow_datasets as tfds  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import zoo  # noqa: E402
@@ -32,6 +33,7 @@ from zoo.registry import ConfigError  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Registered model name: bert, cnn, gru, lstm, transformer.")
 flags.DEFINE_string("config", None, "Experiment YAML; default configs/<model>/<dataset or offline>.yaml.")
+flags.DEFINE_string("params_override", "", "Comma-separated section.field=value, e.g. model.num_layers=4.")
 flags.DEFINE_string("dataset", None, "tfds dataset name (e.g. zoo_sentiment, imdb_reviews, glue/sst2, mnist).")
 flags.DEFINE_string("data_dir", None, "tfds data_dir where datasets are read and built.")
 flags.DEFINE_string("model_dir", None, "Checkpoints, logs, vocabulary, metrics.json; default runs/<model>.")
@@ -62,7 +64,7 @@ _FLAG_OVERRIDES = {  # flag -> (config section, field)
 
 
 def resolve_config() -> config_lib.ExperimentConfig:
-    """The YAML named by --config (or the model's default), then the direct flags on top."""
+    """The YAML named by --config (or the model's default), then --params_override, then direct flags."""
     if FLAGS.config:
         values = config_lib.load_config(FLAGS.config).to_dict()
     else:
@@ -77,6 +79,7 @@ def resolve_config() -> config_lib.ExperimentConfig:
         values = config_lib.load_config(path).to_dict()
     if FLAGS.model and FLAGS.model != values["model"]["name"]:
         raise ConfigError(f"--model={FLAGS.model} contradicts --config's model.name={values['model']['name']}")
+    config_lib.apply_overrides(values, FLAGS.params_override)
     for flag, (section, field) in _FLAG_OVERRIDES.items():
         if FLAGS[flag].value is not None:
             values[section][field] = FLAGS[flag].value
@@ -148,6 +151,7 @@ def run(config, *, model_dir, export_dir):
 
 
 def main(argv):
+    tfds.disable_progress_bar()
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
@@ -163,4 +167,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    FLAGS.set_default("verbosity", -1)  # absl WARNING: tfds logs every file it opens at INFO.
     app.run(main)

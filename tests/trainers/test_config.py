@@ -61,3 +61,20 @@ def test_saved_config_with_versions_header_loads_back(tmp_path):
 def test_missing_config_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="--config: no such file"):
         config_lib.load_config(tmp_path / "absent.yaml")
+
+
+def test_params_override_sets_nested_fields_with_yaml_types():
+    values = config_lib.apply_overrides(_values(), "model.filters=[8, 16], train.batch_size=64,train.learning_rate=1e-3")
+    config = config_lib.config_from_dict(values)
+    assert config.model["filters"] == [8, 16]
+    assert config.train.batch_size == 64
+    assert config.train.learning_rate == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [("train.batch_size", "expected section.field=value"), ("trian.epochs=2", "unknown section 'trian' \\(did you mean train")],
+)
+def test_malformed_params_override_is_a_config_error(override, message):
+    with pytest.raises(ConfigError, match=message):
+        config_lib.apply_overrides(_values(), override)

@@ -1,0 +1,1 @@
+"""absl trainers: flags -> config -> strategy -> data -> training loop -> evaluation -> SavedModel."""

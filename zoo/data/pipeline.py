@@ -1,0 +1,56 @@
+"""tf.data input functions for `tf.distribute.Strategy.distribute_datasets_from_function`.
+
+Each input pipeline (one per host, or per worker) reads its own shard of the examples and batches
+them for ONE replica, so the strategy never re-splits batches:
+
+    input_fn = make_input_fn(lambda: load("zoo_digits", "train"), ImagePreprocessor(),
+                             global_batch_size=64, training=True)
+    dataset = strategy.distribute_datasets_from_function(input_fn)   # 64 / replicas per replica
+"""
+
+import tensorflow as tf
+
+
+def make_input_fn(load_fn, preprocessor, global_batch_size, training, seed=0, shuffle_buffer=10000):
+    """Builds the `input_fn(input_context)` that reads, preprocesses and batches one split.
+
+    Per example: `preprocessor(raw_input)` (in parallel) and the label cast to int32. The
+    preprocessed examples are cached in memory after the first pass, so tokenization runs once.
+
+    Args:
+        load_fn: callable. `load_fn()` returns an unbatched `tf.data.Dataset` of
+            `(raw_input, label)` pairs, e.g. `zoo.data.load`'s.
+        preprocessor: callable, usually a Keras layer. One raw input -> the model's input for one
+            example (a tensor or a dict of tensors).
+        global_batch_size: int. Examples per step over all replicas; must divide evenly by the
+            number of replicas.
+        training: bool. True: shuffled (`seed`), repeated forever, and only full batches, so every
+            batch has a static size (pass `steps_per_epoch`). False: one pass in order, the last
+            batch possibly smaller, so evaluation sees every example exactly once.
+        seed: int. The shuffle seed; the order still changes from epoch to epoch.
+        shuffle_buffer: int. Examples held by the shuffle buffer.
+
+    Returns:
+        `input_fn(input_context)` -> `tf.data.Dataset` of `(model_input, label)`, with
+        model_input of shape [per_replica_batch, ...] and label int32 [per_replica_batch], where
+        per_replica_batch = global_batch_size / num_replicas_in_sync. An `input_context` of None
+        means one pipeline feeding one replica.
+    """
+
+    def input_fn(input_context=None):
+        input_context = input_context or tf.distribute.InputContext()
+        dataset = load_fn()
+        if input_context.num_input_pipelines > 1:
+            dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        dataset = dataset.map(
+            lambda raw_input, label: (preprocessor(raw_input), tf.cast(label, tf.int32)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        dataset = dataset.cache()
+        if training:
+            dataset = dataset.shuffle(shuffle_buffer, seed=seed).repeat()
+        per_replica_batch_size = input_context.get_per_replica_batch_size(global_batch_size)
+        dataset = dataset.batch(per_replica_batch_size, drop_remainder=training)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    return input_fn

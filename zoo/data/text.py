@@ -1,0 +1,170 @@
+"""Text -> token ids: the project's one tokenization setup (keras-hub WordPiece, lowercased).
+
+A vocabulary is learned once from the train split and saved beside the run, so training,
+evaluation and the exported SavedModel all tokenize with the same one:
+
+    vocabulary = compute_vocabulary(texts, vocabulary_size=2000)    # texts: scalar tf.string
+    save_vocabulary(vocabulary, "run/vocabulary.txt")
+    preprocessor = TextPreprocessor("run/vocabulary.txt", sequence_length=8)
+    preprocessor(tf.constant(["I love this movie!"]))               # int32 [1, 8]
+    # [[ 9, 31, 18, 12,  6,  0,  0,  0]]  (ids depend on the vocabulary; 0 is [PAD])
+"""
+
+import os
+
+import keras
+import keras_hub
+import tensorflow as tf
+
+# Every vocabulary starts with these, so their ids are fixed: [PAD] 0, [UNK] 1, [CLS] 2,
+# [SEP] 3, [MASK] 4. Padding with 0 relies on it.
+RESERVED_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+OUTPUT_FORMATS = ("token_ids", "bert")
+
+
+def compute_vocabulary(texts, vocabulary_size) -> list[str]:
+    """Learns a lowercased WordPiece vocabulary of at most `vocabulary_size` tokens.
+
+    Args:
+        texts: `tf.data.Dataset` of tf.string scalars.
+        vocabulary_size: int. The upper bound; a small corpus yields fewer tokens.
+
+    Returns:
+        The tokens, `RESERVED_TOKENS` first, then whole words and `##`-prefixed word pieces.
+    """
+    # keras-hub reads a Python list as file names, so the texts stay a dataset; batches of
+    # texts are counted much faster than single ones.
+    return keras_hub.tokenizers.compute_word_piece_vocabulary(
+        texts.batch(1024),
+        vocabulary_size,
+        lowercase=True,
+        reserved_tokens=RESERVED_TOKENS,
+    )
+
+
+def save_vocabulary(vocabulary, path):
+    """Writes one token a line (local or `gs://` paths)."""
+    with tf.io.gfile.GFile(os.fspath(path), "w") as file:
+        file.write("".join(f"{token}\n" for token in vocabulary))
+
+
+def load_vocabulary(path) -> list[str]:
+    """Reads a vocabulary written by `save_vocabulary`."""
+    with tf.io.gfile.GFile(os.fspath(path), "r") as file:
+        return file.read().splitlines()
+
+
+class TextPreprocessor(keras.layers.Layer):
+    """Raw strings -> fixed-length int32 token ids for the zoo's text models.
+
+    Lowercases, splits on whitespace and punctuation, and applies WordPiece
+    (`keras_hub.tokenizers.WordPieceTokenizer`); then pads with 0 ([PAD]) or truncates to
+    `sequence_length`. The "bert" format also packs `[CLS] text [SEP] (text_pair [SEP])` with
+    `keras_hub.layers.MultiSegmentPacker`, truncating the two texts in turn.
+
+    A scalar string gives [sequence_length] outputs and a batch [batch] gives
+    [batch, sequence_length], so the layer maps over single `tf.data` examples as well as it
+    serves batches in a SavedModel.
+
+    Args:
+        vocabulary: list of str, or the path of a file from `save_vocabulary`. Must start with
+            `RESERVED_TOKENS`.
+        sequence_length: int. The length of every output sequence.
+        output_format: str. `"token_ids"`: an int32 tensor of the text's tokens (no [CLS] or
+            [SEP]). `"bert"`: a dict of int32 tensors `token_ids`, `segment_ids` (0 for the
+            first text, 1 for `text_pair`) and `padding_mask` (1 for tokens, 0 for padding).
+
+    Example:
+
+    ```python
+    preprocessor = TextPreprocessor(vocabulary, sequence_length=16, output_format="bert")
+    inputs = preprocessor(tf.constant(["I love this movie!", ""]))
+    inputs["token_ids"].shape    # (2, 16), each row [CLS] ... [SEP] 0 ...
+    ```
+    """
+
+    def __init__(self, vocabulary, sequence_length, output_format="token_ids", **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(vocabulary, (str, os.PathLike)):
+            vocabulary = load_vocabulary(vocabulary)
+        vocabulary = list(vocabulary)
+        if vocabulary[: len(RESERVED_TOKENS)] != RESERVED_TOKENS:
+            raise ValueError(f"the vocabulary must start with {RESERVED_TOKENS}, got {vocabulary[:5]}")
+        if output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
+
+        # === Layers ===
+        is_bert = output_format == "bert"
+        # For "token_ids" the tokenizer pads and truncates; for "bert" the packer does, after
+        # adding [CLS] and [SEP], so the tokenizer returns ragged ids.
+        self.tokenizer = keras_hub.tokenizers.WordPieceTokenizer(
+            vocabulary=vocabulary,
+            sequence_length=None if is_bert else sequence_length,
+            lowercase=True,
+        )
+        self.packer = (
+            keras_hub.layers.MultiSegmentPacker(
+                sequence_length=sequence_length,
+                start_value=self.tokenizer.token_to_id("[CLS]"),
+                end_value=self.tokenizer.token_to_id("[SEP]"),
+                pad_value=self.tokenizer.token_to_id("[PAD]"),
+            )
+            if is_bert
+            else None
+        )
+
+        # === Config ===
+        self._vocabulary = vocabulary
+        self.sequence_length = sequence_length
+        self.output_format = output_format
+        # Nothing to build: no weights, and any input rank is fine.
+        self.built = True
+        # Let callers pass Python strings and lists, as keras-hub's preprocessing layers do.
+        self._allow_non_tensor_positional_args = True
+
+    @property
+    def vocabulary_size(self):
+        """Number of token ids, reserved tokens included: the size of a model's embedding table."""
+        return len(self._vocabulary)
+
+    def call(self, text, text_pair=None):
+        """Tokenizes `text` (tf.string [] or [batch]), paired with `text_pair` for "bert"."""
+        if text_pair is not None and self.output_format != "bert":
+            raise ValueError('text_pair needs output_format="bert"')
+        texts = [tf.convert_to_tensor(text, tf.string)]
+        if text_pair is not None:
+            texts.append(tf.convert_to_tensor(text_pair, tf.string))
+        # One example is tokenized as a batch of one, so `_preprocess` only ever sees [batch].
+        is_scalar = texts[0].shape.rank == 0
+        if is_scalar:
+            texts = [segment[tf.newaxis] for segment in texts]
+        outputs = self._preprocess(*texts)
+        return tf.nest.map_structure(lambda output: output[0], outputs) if is_scalar else outputs
+
+    # keras-hub tokenizers called eagerly run a pure-Python path that returns NumPy arrays and
+    # lists; tracing keeps eager calls on the same TensorFlow ops as tf.data and the SavedModel.
+    @tf.function(reduce_retracing=True)
+    def _preprocess(self, text, text_pair=None):
+        """tf.string [batch] (twice for a pair) -> int32 [batch, sequence_length] (or a dict of)."""
+        if self.output_format == "token_ids":
+            return self.tokenizer(text)
+        segments = (self.tokenizer(text),)
+        if text_pair is not None:
+            segments += (self.tokenizer(text_pair),)
+        token_ids, segment_ids = self.packer(segments)
+        return {
+            "token_ids": token_ids,
+            "segment_ids": segment_ids,
+            "padding_mask": tf.cast(token_ids != self.tokenizer.token_to_id("[PAD]"), tf.int32),
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary": list(self._vocabulary),
+                "sequence_length": self.sequence_length,
+                "output_format": self.output_format,
+            }
+        )
+        return config
