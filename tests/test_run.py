@@ -119,21 +119,40 @@ def test_trainer_trains_evaluates_exports_and_the_export_serves_alone(model_name
     assert served["class_id"] == expected.argmax(-1).tolist()
 
 
-def test_second_run_in_same_model_dir_resumes_and_exports_next_version(data_dir, tmp_path):
+def test_rerun_resumes_and_eval_and_export_modes_reuse_the_run(data_dir, tmp_path):
+    run_dir, export_dir = tmp_path / "run", tmp_path / "exports"
     flags = [
         "--model=cnn",
-        f"--model_dir={tmp_path / 'run'}",
-        f"--export_dir={tmp_path / 'exports'}",
+        f"--model_dir={run_dir}",
+        f"--export_dir={export_dir}",
         f"--data_dir={data_dir}",
-        "--epochs=1",
+        "--epochs=2",
         "--steps_per_epoch=3",
     ]
-    assert run_trainer(*flags).returncode == 0
+    first = run_trainer(*flags)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stdout.count("Eval after epoch") == 2
+    best = json.loads((run_dir / "best" / "metrics.json").read_text())
+    assert best["global_step"] in (3, 6)
+    trained = json.loads((run_dir / "metrics.json").read_text())
+
     second = run_trainer(*flags)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "Resuming from" in second.stdout and "at step 3" in second.stdout
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["global_step"] == 3
-    assert sorted(p.name for p in (tmp_path / "exports" / "cnn").iterdir()) == ["1", "2"]
+    assert "Resuming from" in second.stdout and "at step 6" in second.stdout
+    resumed = json.loads((run_dir / "metrics.json").read_text())
+    assert resumed["global_step"] == 6
+    # The restored weights are the trained ones: evaluation gives the same loss.
+    assert resumed["loss"] == pytest.approx(trained["loss"], abs=1e-6)
+
+    evaluated = run_trainer(*flags, "--mode=eval")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert f"Evaluating {run_dir / 'checkpoints' / 'ckpt-6'}" in evaluated.stdout
+    assert "SavedModel:" not in evaluated.stdout
+
+    exported = run_trainer(*flags, "--mode=export")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert f"Exporting {run_dir / 'best' / 'ckpt-'}{best['global_step']}" in exported.stdout
+    assert sorted(p.name for p in (export_dir / "cnn").iterdir()) == ["1", "2", "3"]
 
 
 @pytest.mark.parametrize(
@@ -144,6 +163,10 @@ def test_second_run_in_same_model_dir_resumes_and_exports_next_version(data_dir,
         (["--model=cnn", "--strategy=gpu_cluster"], "--strategy must be one of default, one_device, mirrored"),
         (["--model=cnn", "--dataset=zoo_sentiment"], "--dataset=zoo_sentiment holds text but model cnn reads image"),
         (["--model=bert", "--sequence_length=512"], "data.sequence_length=512 exceeds model.max_sequence_length=128"),
+        (["--model=cnn", "--mixed_precision=fp8"], "runtime.mixed_precision must be one of float32, mixed_float16"),
+        (["--model=cnn", "--params_override=train.bach_size=3"], "unknown config key train.bach_size"),
+        (["--model=cnn", "--mode=eval"], "holds no checkpoint; train first"),
+        (["--model=cnn", "--strategy=tpu", "--tpu=local"], "--strategy=tpu: no TPU reachable at --tpu=local"),
     ],
 )
 def test_usage_errors_are_one_line_with_exit_code_2(flags, message, data_dir, tmp_path):

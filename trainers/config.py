@@ -2,9 +2,10 @@
 
 A whole run is one readable object (TF Model Garden's idea, without its layers of factories):
 
-    model:  {name: bert, num_layers: 2, ...}   # zoo.build(name, **the rest)
-    data:   {dataset: zoo_sentiment, sequence_length: 64, ...}
-    train:  {epochs: 3, batch_size: 32, learning_rate: 1e-3, ...}
+    model:   {name: bert, num_layers: 2, ...}   # zoo.build(name, **the rest)
+    data:    {dataset: zoo_sentiment, sequence_length: 64, ...}
+    train:   {epochs: 3, batch_size: 32, learning_rate: 1e-3, ...}
+    runtime: {strategy: default, mixed_precision: float32, ...}
 
 `configs/<model>/<dataset>.yaml` holds the defaults of each experiment; `load_config` checks every
 key and type and turns a mistake into a one-line `ConfigError` that names the field.
@@ -45,7 +46,19 @@ class TrainConfig:
     warmup_fraction: float = 0.1  # Share of all steps spent warming up linearly from 0.
     weight_decay: float = 0.01  # Decoupled (AdamW); biases and normalisation scales are exempt.
     steps_per_loop: int = 20  # Train steps run inside one tf.function call (fewer host round trips).
+    clipnorm: float | None = None  # Clip the global gradient norm to this value.
+    jit_compile: bool = False  # Compile each replica's forward and backward pass with XLA.
     seed: int = 0
+
+
+@dataclasses.dataclass
+class RuntimeConfig:
+    """Where and in which precision the run executes (not part of what a model learns)."""
+
+    strategy: str = "default"  # default | one_device | mirrored | multi_worker | tpu
+    cpu_devices: int | None = None  # mirrored without GPUs: split the host CPU into this many devices.
+    tpu: str | None = None  # tpu: local, a TPU name, or grpc://host:port.
+    mixed_precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
 
 
 @dataclasses.dataclass
@@ -53,6 +66,7 @@ class ExperimentConfig:
     model: dict  # {"name": registered model name, **constructor overrides}
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
 
     @property
     def model_name(self) -> str:
@@ -66,7 +80,8 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
 
-_SECTIONS = {"data": DataConfig, "train": TrainConfig}
+_SECTIONS = {"data": DataConfig, "train": TrainConfig, "runtime": RuntimeConfig}
+MIXED_PRECISION_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 def _close_matches(word, candidates):
@@ -120,7 +135,7 @@ def config_from_dict(values: dict) -> ExperimentConfig:
         key = sorted(unknown)[0]
         raise ConfigError(
             f"unknown config section {key!r}{_close_matches(key, ['model', *_SECTIONS])}; "
-            "sections: model, data, train"
+            f"sections: model, {', '.join(_SECTIONS)}"
         )
     model = values.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("name"), str):
@@ -147,6 +162,15 @@ def validate(config: ExperimentConfig):
             raise ConfigError(f"{key} must be a positive integer, got {value}")
     if config.train.learning_rate <= 0:
         raise ConfigError(f"train.learning_rate must be > 0, got {config.train.learning_rate}")
+    if config.runtime.mixed_precision not in MIXED_PRECISION_POLICIES:
+        raise ConfigError(
+            f"runtime.mixed_precision must be one of {', '.join(MIXED_PRECISION_POLICIES)}, "
+            f"got {config.runtime.mixed_precision!r}"
+        )
+    if config.train.clipnorm is not None and config.train.clipnorm <= 0:
+        raise ConfigError(f"train.clipnorm must be > 0, got {config.train.clipnorm}")
+    if config.runtime.cpu_devices is not None and config.runtime.cpu_devices <= 0:
+        raise ConfigError(f"runtime.cpu_devices must be a positive integer, got {config.runtime.cpu_devices}")
     if not 0 <= config.train.warmup_fraction < 1:
         raise ConfigError(f"train.warmup_fraction must be in [0, 1), got {config.train.warmup_fraction}")
 

@@ -108,7 +108,11 @@ def prepare_task(config, model_dir: pathlib.Path) -> Task:
 
 
 def build_model(config, task: Task) -> keras.Model:
-    """`zoo.build` with the config's overrides, sized to the task's classes and vocabulary."""
+    """`zoo.build` with the config's overrides, sized to the task's classes and vocabulary.
+
+    The model is built (called once on the sample input) so that every variable exists before a
+    checkpoint is restored into it.
+    """
     overrides = dict(config.model_overrides, num_classes=task.num_classes)
     defaults = zoo.default_config(config.model_name)
     if task.modality == "text":
@@ -119,11 +123,18 @@ def build_model(config, task: Task) -> keras.Model:
                 f"data.sequence_length={config.data.sequence_length} exceeds "
                 f"model.max_sequence_length={max_length}; raise the latter or shorten the former"
             )
-    return zoo.build(config.model_name, **overrides)
+    model = zoo.build(config.model_name, **overrides)
+    model(task.preprocessor(task.sample_input), training=False)
+    return model
 
 
-def create_optimizer(train_config, total_steps) -> keras.optimizers.Optimizer:
-    """AdamW with BERT's schedule: linear warmup to the peak rate, then cosine decay to 0."""
+def create_optimizer(config, model, total_steps) -> keras.optimizers.Optimizer:
+    """AdamW with BERT's schedule: linear warmup to the peak rate, then cosine decay to 0.
+
+    Under mixed_float16 it is wrapped in a LossScaleOptimizer, so small float16 gradients do not
+    underflow; bfloat16 has float32's range and needs no loss scaling.
+    """
+    train_config = config.train
     warmup_steps = int(train_config.warmup_fraction * total_steps)
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0,
@@ -131,6 +142,11 @@ def create_optimizer(train_config, total_steps) -> keras.optimizers.Optimizer:
         warmup_target=train_config.learning_rate,
         warmup_steps=warmup_steps,
     )
-    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=train_config.weight_decay)
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule, weight_decay=train_config.weight_decay, global_clipnorm=train_config.clipnorm
+    )
     optimizer.exclude_from_weight_decay(var_names=_NO_WEIGHT_DECAY)
+    if config.runtime.mixed_precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(model.trainable_variables)  # Slot variables exist before a checkpoint restores them.
     return optimizer

@@ -18,9 +18,10 @@ import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
+import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 import zoo  # noqa: E402
 from trainers import config as config_lib  # noqa: E402
@@ -31,6 +32,7 @@ from zoo.export import export_saved_model  # noqa: E402
 from zoo.registry import ConfigError  # noqa: E402
 
 FLAGS = flags.FLAGS
+MODES = ["train_and_eval", "train", "eval", "export"]
 flags.DEFINE_string("model", None, "Registered model name: bert, cnn, gru, lstm, transformer.")
 flags.DEFINE_string("config", None, "Experiment YAML; default configs/<model>/<dataset or offline>.yaml.")
 flags.DEFINE_string("params_override", "", "Comma-separated section.field=value, e.g. model.num_layers=4.")
@@ -44,9 +46,15 @@ flags.DEFINE_integer("batch_size", None, "Overrides train.batch_size (global, ov
 flags.DEFINE_float("learning_rate", None, "Overrides train.learning_rate (peak, after warmup).")
 flags.DEFINE_integer("steps_per_loop", None, "Overrides train.steps_per_loop (steps per tf.function call).")
 flags.DEFINE_integer("sequence_length", None, "Overrides data.sequence_length (text models).")
-flags.DEFINE_string("strategy", "default", "default | one_device | mirrored | multi_worker | tpu.")
-flags.DEFINE_integer("cpu_devices", None, "With --strategy=mirrored and no GPU: split the CPU into N devices.")
-flags.DEFINE_string("tpu", None, "With --strategy=tpu: local, a TPU name, or grpc://host:port.")
+flags.DEFINE_float("clipnorm", None, "Overrides train.clipnorm (global gradient norm clipping).")
+flags.DEFINE_bool("jit_compile", None, "Overrides train.jit_compile (XLA for each replica's step).")
+flags.DEFINE_string("strategy", None, "Overrides runtime.strategy: default | one_device | mirrored | multi_worker | tpu.")
+flags.DEFINE_integer("cpu_devices", None, "Overrides runtime.cpu_devices: split a GPU-less host into N devices.")
+flags.DEFINE_string("tpu", None, "Overrides runtime.tpu: local, a TPU name, or grpc://host:port.")
+flags.DEFINE_string("mixed_precision", None, "Overrides runtime.mixed_precision: float32 | mixed_float16 | mixed_bfloat16.")
+flags.DEFINE_enum("mode", "train_and_eval", MODES, "train_and_eval: train, evaluating after each epoch "
+                  "(best checkpoint kept), then evaluate and export; train: train and export; eval: evaluate "
+                  "the latest checkpoint; export: export the best (else latest) checkpoint.")
 
 USAGE_ERROR = 2
 SAMPLE_TEXT = "I love this movie!"
@@ -60,6 +68,12 @@ _FLAG_OVERRIDES = {  # flag -> (config section, field)
     "sequence_length": ("data", "sequence_length"),
     "data_dir": ("data", "data_dir"),
     "dataset": ("data", "dataset"),
+    "clipnorm": ("train", "clipnorm"),
+    "jit_compile": ("train", "jit_compile"),
+    "strategy": ("runtime", "strategy"),
+    "cpu_devices": ("runtime", "cpu_devices"),
+    "tpu": ("runtime", "tpu"),
+    "mixed_precision": ("runtime", "mixed_precision"),
 }
 
 
@@ -93,71 +107,94 @@ def package_versions() -> str:
     return "Resolved by trainers.run with " + ", ".join(versions)
 
 
-def describe_prediction(probabilities, class_names):
-    class_id = int(probabilities.argmax())
-    name = class_names[class_id] if class_names else str(class_id)
-    return f"{name} (p={probabilities[class_id]:.3f})"
-
-
-def run(config, *, model_dir, export_dir):
-    if FLAGS.cpu_devices:
-        split_cpu(FLAGS.cpu_devices)
-    strategy = create_strategy(FLAGS.strategy, cpu_devices=FLAGS.cpu_devices, tpu=FLAGS.tpu)
+def run(config, *, mode, model_dir, export_dir):
+    runtime = config.runtime
+    if runtime.cpu_devices:
+        split_cpu(runtime.cpu_devices)
+    strategy = create_strategy(runtime.strategy, cpu_devices=runtime.cpu_devices, tpu=runtime.tpu)
     print(f"Strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
+    keras.mixed_precision.set_global_policy(runtime.mixed_precision)
 
     model_dir.mkdir(parents=True, exist_ok=True)
     experiment.check_same_experiment(config, model_dir)
-    config_lib.save_config(config, model_dir / "config.yaml", header=package_versions())
+    if mode in ("train", "train_and_eval"):
+        config_lib.save_config(config, model_dir / "config.yaml", header=package_versions())
 
     task = experiment.prepare_task(config, model_dir)
     steps_per_epoch = config.train.steps_per_epoch or max(1, task.num_train_examples // config.train.batch_size)
-    total_steps = config.train.epochs * steps_per_epoch
     with strategy.scope():
         model = experiment.build_model(config, task)
-        optimizer = experiment.create_optimizer(config.train, total_steps)
-
+        optimizer = experiment.create_optimizer(config, model, total_steps=config.train.epochs * steps_per_epoch)
     trainer = Trainer(
         strategy=strategy,
         model=model,
         optimizer=optimizer,
-        num_classes=task.num_classes,
         model_dir=model_dir,
         steps_per_loop=config.train.steps_per_loop,
+        jit_compile=config.train.jit_compile,
     )
-    started = time.perf_counter()
-    trainer.train(task.train_input_fn, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch)
-    train_seconds = time.perf_counter() - started
 
-    metrics = trainer.evaluate(task.eval_input_fn)
-    metrics["train_seconds"] = round(train_seconds, 2)
-    metrics["global_step"] = int(trainer.global_step.numpy())
-    write_json_atomically(model_dir / "metrics.json", metrics)
+    if mode in ("train", "train_and_eval"):
+        def evaluate_and_keep_best(epoch):
+            metrics = trainer.evaluate(task.eval_input_fn)
+            print(f"Eval after epoch {epoch + 1}: " + format_metrics(metrics))
+            trainer.save_if_best(metrics)
 
+        started = time.perf_counter()
+        trainer.train(
+            task.train_input_fn,
+            epochs=config.train.epochs,
+            steps_per_epoch=steps_per_epoch,
+            after_epoch=evaluate_and_keep_best if mode == "train_and_eval" else None,
+        )
+        print(f"Trained to step {int(trainer.global_step.numpy())} in {time.perf_counter() - started:.1f} s")
+    elif mode == "eval":
+        print(f"Evaluating {trainer.restore()}")
+    else:
+        print(f"Exporting {trainer.restore(best=True)}")
+
+    if mode in ("eval", "train_and_eval"):
+        metrics = trainer.evaluate(task.eval_input_fn)
+        metrics["global_step"] = int(trainer.global_step.numpy())
+        write_json_atomically(model_dir / "metrics.json", metrics)
+        print(f"Eval metrics: {format_metrics(metrics)} on {metrics['num_examples']} examples "
+              f"({model_dir / 'metrics.json'})")
+    if mode != "eval":
+        export_and_try(model, task, config.model_name, export_dir)
+
+
+def format_metrics(metrics):
+    names = ["accuracy", "loss", "precision", "recall", "f1", "auc"]
+    return ", ".join(f"{name}={metrics[name]:.4f}" for name in names if name in metrics)
+
+
+def export_and_try(model, task, model_name, export_dir):
+    """Exports the SavedModel, loads it back and prints its answer for a sample input."""
     version_dir = export_saved_model(
-        model, task.preprocessor, task.serving_input_spec, export_dir=export_dir, model_name=config.model_name
-    )
-    serving = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    sample_input = task.sample_input if task.modality == "image" else tf.constant([SAMPLE_TEXT])
-    probabilities = serving(sample_input)["probabilities"].numpy()[0]
-
-    print(
-        "Eval metrics: "
-        + ", ".join(f"{name}={metrics[name]:.4f}" for name in ("accuracy", "loss", "precision", "recall", "f1"))
-        + f" on {metrics['num_examples']} examples ({model_dir / 'metrics.json'})"
+        model, task.preprocessor, task.serving_input_spec, export_dir=export_dir, model_name=model_name
     )
     print(f"SavedModel: {version_dir}")
-    sample = f"{SAMPLE_TEXT!r}" if task.modality == "text" else f"the first eval image (label {task.sample_label})"
-    print(f"Exported model's answer for {sample}: {describe_prediction(probabilities, task.class_names)}")
+    serving = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    if task.modality == "image":
+        sample, description = task.sample_input, f"the first eval image (label {task.sample_label})"
+    else:
+        sample, description = tf.constant([SAMPLE_TEXT]), repr(SAMPLE_TEXT)
+    probabilities = serving(sample)["probabilities"].numpy()[0]
+    class_id = int(probabilities.argmax())
+    name = task.class_names[class_id] if task.class_names else str(class_id)
+    print(f"Exported model's answer for {description}: {name} (p={probabilities[class_id]:.3f})")
 
 
 def main(argv):
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # tfds logs every file it opens at INFO.
     tfds.disable_progress_bar()
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         config = resolve_config()
         model_dir = pathlib.Path(FLAGS.model_dir or f"runs/{config.model_name}")
-        run(config, model_dir=model_dir, export_dir=pathlib.Path(FLAGS.export_dir))
+        run(config, mode=FLAGS.mode, model_dir=model_dir, export_dir=pathlib.Path(FLAGS.export_dir))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(USAGE_ERROR)
@@ -167,5 +204,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    FLAGS.set_default("verbosity", -1)  # absl WARNING: tfds logs every file it opens at INFO.
     app.run(main)

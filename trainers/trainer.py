@@ -32,31 +32,42 @@ def write_json_atomically(path, document):
     os.replace(temporary, path)
 
 
-def classification_metrics(loss_sum, confusion):
-    """Loss, accuracy and macro precision / recall / F1 from summed loss and a confusion matrix.
+def classification_metrics(labels, probabilities):
+    """Loss, accuracy, macro precision / recall / F1, and ROC-AUC for two classes.
 
     Args:
-        loss_sum: float. Sum of per-example cross-entropy over the evaluated examples.
-        confusion: int array [num_classes, num_classes]; rows are true labels, columns predictions.
+        labels: int array [num_examples].
+        probabilities: float array [num_examples, num_classes] (softmax of the logits).
     """
-    confusion = np.asarray(confusion, dtype=np.float64)
-    count = confusion.sum()
+    labels = np.asarray(labels, dtype=np.int64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    num_classes = probabilities.shape[-1]
+    predictions = probabilities.argmax(axis=-1)
+    # confusion[true, predicted]
+    confusion = np.zeros([num_classes, num_classes], np.float64)
+    np.add.at(confusion, (labels, predictions), 1.0)
     true_positives = np.diag(confusion)
     predicted = confusion.sum(axis=0)
     actual = confusion.sum(axis=1)
-    precision = np.divide(true_positives, predicted, out=np.zeros_like(true_positives), where=predicted > 0)
-    recall = np.divide(true_positives, actual, out=np.zeros_like(true_positives), where=actual > 0)
+    precision = np.divide(true_positives, predicted, out=np.zeros(num_classes), where=predicted > 0)
+    recall = np.divide(true_positives, actual, out=np.zeros(num_classes), where=actual > 0)
     f1_denominator = precision + recall
-    f1 = np.divide(2 * precision * recall, f1_denominator, out=np.zeros_like(f1_denominator), where=f1_denominator > 0)
+    f1 = np.divide(2 * precision * recall, f1_denominator, out=np.zeros(num_classes), where=f1_denominator > 0)
     present = actual > 0  # Macro averages over the classes that occur in the labels.
-    return {
-        "loss": float(loss_sum / count),
-        "accuracy": float(true_positives.sum() / count),
+    label_probabilities = probabilities[np.arange(len(labels)), labels]
+    metrics = {
+        "loss": float(-np.log(np.maximum(label_probabilities, 1e-12)).mean()),
+        "accuracy": float(true_positives.sum() / len(labels)),
         "precision": float(precision[present].mean()),
         "recall": float(recall[present].mean()),
         "f1": float(f1[present].mean()),
-        "num_examples": int(count),
+        "num_examples": int(len(labels)),
     }
+    if num_classes == 2:
+        auc = keras.metrics.AUC(num_thresholds=1000)
+        auc.update_state(labels, probabilities[:, 1])
+        metrics["auc"] = float(auc.result())
+    return metrics
 
 
 class Trainer:
@@ -65,30 +76,42 @@ class Trainer:
     Args:
         strategy: tf.distribute.Strategy. The model and optimizer must have been built in its scope.
         model: keras.Model. Maps a batch of inputs to logits [batch, num_classes].
-        optimizer: keras.optimizers.Optimizer.
-        num_classes: int.
+        optimizer: keras.optimizers.Optimizer (a LossScaleOptimizer under mixed_float16).
         model_dir: str or Path. Checkpoints and TensorBoard logs go here.
         steps_per_loop: int. Train steps per `tf.function` call.
+        jit_compile: bool. Compile each replica's forward and backward pass with XLA. The gradient
+            update stays outside XLA: compiling `strategy.run` as a whole fails under
+            MirroredStrategy (keras-team/keras#19005, shared/FINDINGS.md section 1).
     """
 
-    def __init__(self, *, strategy, model, optimizer, num_classes, model_dir, steps_per_loop):
+    def __init__(self, *, strategy, model, optimizer, model_dir, steps_per_loop, jit_compile=False):
         self.strategy = strategy
         self.model = model
         self.optimizer = optimizer
-        self.num_classes = num_classes
         self.model_dir = pathlib.Path(model_dir)
         self.steps_per_loop = steps_per_loop
+        self._compute_gradients = (
+            tf.function(self._gradients, jit_compile=True) if jit_compile else self._gradients
+        )
         with strategy.scope():
             self.global_step = tf.Variable(
                 0, dtype=tf.int64, trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA
             )
+        self._checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, global_step=self.global_step)
+        self._manager = tf.train.CheckpointManager(
+            self._checkpoint, str(self.model_dir / "checkpoints"), max_to_keep=3, step_counter=self.global_step
+        )
+        # The weights with the best eval accuracy so far, kept apart from the rolling checkpoints.
+        self._best_manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=model, global_step=self.global_step), str(self.model_dir / "best"), max_to_keep=1
+        )
         self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
         self._train_writer = tf.summary.create_file_writer(str(self.model_dir / "train"))
         self._eval_writer = tf.summary.create_file_writer(str(self.model_dir / "eval"))
 
     # ---------------------------------------------------------------- one replica's step
-    def _train_step(self, batch):
-        inputs, labels = batch
+    def _gradients(self, inputs, labels):
+        """Forward and backward pass: logits [batch, classes], per-example loss [batch], gradients."""
         with tf.GradientTape() as tape:
             logits = self.model(inputs, training=True)
             per_example_loss = self._loss(labels, logits)
@@ -96,21 +119,14 @@ class Trainer:
             loss = tf.nn.compute_average_loss(per_example_loss)
             if self.model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
-        gradients = tape.gradient(loss, self.model.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
-        return self._batch_sums(labels, logits, per_example_loss)
+            # Multiplied by the loss scale under mixed_float16; the optimizer divides it out again.
+            scaled_loss = self.optimizer.scale_loss(loss)
+        return logits, per_example_loss, tape.gradient(scaled_loss, self.model.trainable_variables)
 
-    def _eval_step(self, batch):
+    def _train_step(self, batch):
         inputs, labels = batch
-        logits = self.model(inputs, training=False)
-        sums = self._batch_sums(labels, logits, self._loss(labels, logits))
-        sums["confusion"] = tf.math.confusion_matrix(
-            labels, tf.argmax(logits, axis=-1), num_classes=self.num_classes, dtype=tf.float32
-        )
-        return sums
-
-    @staticmethod
-    def _batch_sums(labels, logits, per_example_loss):
+        logits, per_example_loss, gradients = self._compute_gradients(inputs, labels)
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
         predictions = tf.argmax(logits, axis=-1, output_type=labels.dtype)
         return {
             "loss_sum": tf.reduce_sum(tf.cast(per_example_loss, tf.float32)),
@@ -118,10 +134,10 @@ class Trainer:
             "count": tf.cast(tf.shape(labels)[0], tf.float32),
         }
 
-    def _sum_over_replicas(self, per_replica):
-        return tf.nest.map_structure(
-            lambda value: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None), per_replica
-        )
+    def _eval_step(self, batch):
+        inputs, labels = batch
+        logits = self.model(inputs, training=False)
+        return {"labels": labels, "probabilities": tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)}
 
     # ---------------------------------------------------------------- K steps per host call
     @tf.function
@@ -129,14 +145,20 @@ class Trainer:
         """Runs `num_steps` train steps; returns the sums of loss, correct and count over them."""
         totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
         for _ in tf.range(num_steps):
-            sums = self._sum_over_replicas(self.strategy.run(self._train_step, args=(next(iterator),)))
+            per_replica = self.strategy.run(self._train_step, args=(next(iterator),))
+            sums = {
+                key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                for key, value in per_replica.items()
+            }
             totals = {key: totals[key] + sums[key] for key in totals}
             self.global_step.assign_add(1)
         return totals
 
     @tf.function
     def _eval_batch(self, batch):
-        return self._sum_over_replicas(self.strategy.run(self._eval_step, args=(batch,)))
+        """Labels and probabilities of every replica's share of `batch`, concatenated."""
+        per_replica = self.strategy.run(self._eval_step, args=(batch,))
+        return {key: self.strategy.gather(value, axis=0) for key, value in per_replica.items()}
 
     # ---------------------------------------------------------------- public API
     def train(self, train_input_fn, *, epochs, steps_per_epoch, after_epoch=None):
@@ -151,16 +173,11 @@ class Trainer:
         Returns:
             The training loss and accuracy of the last epoch (dict).
         """
-        dataset = self.strategy.distribute_datasets_from_function(train_input_fn)
-        iterator = iter(dataset)
-        checkpoint = tf.train.Checkpoint(
-            model=self.model, optimizer=self.optimizer, global_step=self.global_step, data_iterator=iterator
-        )
-        manager = tf.train.CheckpointManager(
-            checkpoint, str(self.model_dir / "checkpoints"), max_to_keep=3, step_counter=self.global_step
-        )
+        iterator = iter(self.strategy.distribute_datasets_from_function(train_input_fn))
+        self._checkpoint.data_iterator = iterator  # Resuming continues where the data left off.
+        manager = self._manager
         if manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint).expect_partial()
+            self._checkpoint.restore(manager.latest_checkpoint).expect_partial()
             print(f"Resuming from {manager.latest_checkpoint} at step {int(self.global_step.numpy())}")
 
         total_steps = epochs * steps_per_epoch
@@ -195,17 +212,38 @@ class Trainer:
                 after_epoch(epoch)
         return epoch_metrics
 
+    def restore(self, best=False):
+        """Loads the latest checkpoint (or, with `best`, the best one if any) for eval or export.
+
+        Returns:
+            The checkpoint path restored.
+        """
+        manager = self._best_manager if best and self._best_manager.latest_checkpoint else self._manager
+        if manager.latest_checkpoint is None:
+            raise ConfigError(f"--model_dir={self.model_dir} holds no checkpoint; train first (--mode=train_and_eval)")
+        manager.checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        return manager.latest_checkpoint
+
+    def save_if_best(self, metrics, metric="accuracy"):
+        """Keeps the current weights in `model_dir/best` when `metric` beats every earlier eval."""
+        best_path = self.model_dir / "best" / "metrics.json"
+        best = json.loads(best_path.read_text())[metric] if best_path.is_file() else -math.inf
+        if metrics[metric] > best:
+            self._best_manager.save(checkpoint_number=self.global_step)
+            write_json_atomically(best_path, dict(metrics, global_step=int(self.global_step.numpy())))
+
     def evaluate(self, eval_input_fn):
-        """Loss, accuracy, macro precision / recall / F1 over one pass of the eval data."""
+        """Metrics of `classification_metrics` over one pass of the eval data, also to TensorBoard."""
         dataset = self.strategy.distribute_datasets_from_function(eval_input_fn)
-        totals = None
-        for batch in dataset:
-            sums = {key: value.numpy() for key, value in self._eval_batch(batch).items()}
-            totals = sums if totals is None else {key: totals[key] + sums[key] for key in totals}
-        if totals is None:
+        batches = [{key: value.numpy() for key, value in self._eval_batch(batch).items()} for batch in dataset]
+        if not batches:
             raise ConfigError("the eval split is empty; choose another dataset or split")
-        metrics = classification_metrics(totals["loss_sum"], totals["confusion"])
+        metrics = classification_metrics(
+            np.concatenate([batch["labels"] for batch in batches]),
+            np.concatenate([batch["probabilities"] for batch in batches]),
+        )
         with self._eval_writer.as_default(step=int(self.global_step.numpy())):
-            for name in ("loss", "accuracy", "precision", "recall", "f1"):
-                tf.summary.scalar(name, metrics[name])
+            for name, value in metrics.items():
+                if name != "num_examples":
+                    tf.summary.scalar(name, value)
         return metrics

@@ -1,0 +1,127 @@
+"""Every model: output shapes and dtype, padding invariance, .keras and get_config round trips, learning."""
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from zoo.registry import ConfigError
+
+TEXT_MODELS = ["bert", "gru", "lstm", "transformer"]
+TINY = {
+    "cnn": dict(filters=(8, 16)),
+    "gru": dict(vocabulary_size=50, embedding_dim=16, hidden_dim=16),
+    "lstm": dict(vocabulary_size=50, embedding_dim=16, hidden_dim=16, num_layers=2),
+    "transformer": dict(vocabulary_size=50, hidden_dim=32, num_heads=4, intermediate_dim=64, max_sequence_length=32),
+    "bert": dict(vocabulary_size=50, hidden_dim=32, num_heads=2, intermediate_dim=64, max_sequence_length=32),
+}
+
+
+def text_inputs(name, token_ids):
+    """The model's input for int32 token ids [batch, sequence] padded with 0."""
+    token_ids = np.asarray(token_ids, np.int32)
+    if name != "bert":
+        return token_ids
+    return {
+        "token_ids": token_ids,
+        "segment_ids": np.zeros_like(token_ids),
+        "padding_mask": (token_ids != 0).astype(np.int32),
+    }
+
+
+def sample_inputs(name, batch=3):
+    rng = np.random.default_rng(0)
+    if name == "cnn":
+        return rng.uniform(0, 255, [batch, 8, 8, 1]).astype(np.float32)
+    token_ids = rng.integers(5, 50, [batch, 12])
+    token_ids[0, 7:] = 0  # One shorter sentence.
+    return text_inputs(name, token_ids)
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_outputs_are_float32_logits_of_shape_batch_by_classes(name):
+    model = zoo.build(name, num_classes=5, **TINY[name])
+    logits = model(sample_inputs(name))
+    assert tuple(logits.shape) == (3, 5)
+    assert logits.dtype == "float32"
+
+
+@pytest.mark.parametrize("name", TEXT_MODELS)
+def test_more_padding_does_not_change_the_logits(name):
+    model = zoo.build(name, **TINY[name])
+    sentences = np.array([[7, 8, 9, 10, 0, 0], [11, 12, 13, 14, 15, 16]])
+    short = model(text_inputs(name, sentences))
+    long = model(text_inputs(name, np.pad(sentences, [[0, 0], [0, 10]])))
+    np.testing.assert_allclose(short, long, atol=1e-5)
+
+
+def test_bert_ignores_token_ids_where_the_padding_mask_is_zero():
+    """BERT reads padding from `padding_mask`, not from id 0: ids under the mask change nothing."""
+    model = zoo.build("bert", **TINY["bert"])
+    inputs = text_inputs("bert", [[7, 8, 9, 0, 0, 0]])
+    altered = dict(inputs, token_ids=np.array([[7, 8, 9, 30, 31, 32]], np.int32))
+    np.testing.assert_allclose(model(inputs), model(altered), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_keras_file_round_trip_gives_identical_outputs(name, tmp_path):
+    model = zoo.build(name, **TINY[name])
+    inputs = sample_inputs(name)
+    expected = model(inputs)
+    model.save(tmp_path / "model.keras")
+    restored = keras.models.load_model(tmp_path / "model.keras")
+    assert type(restored) is type(model)
+    np.testing.assert_array_equal(restored(inputs), expected)
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_get_config_holds_the_constructor_arguments(name):
+    model = zoo.build(name, **TINY[name])
+    config = model.get_config()
+    for field, value in {**zoo.default_config(name), **TINY[name]}.items():
+        assert config[field] == (list(value) if isinstance(value, tuple) else value), field
+    clone = type(model).from_config(config)
+    assert clone.get_config() == config
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1), (32, 32, 3), (5, 7, 2)])
+def test_cnn_takes_any_image_shape(shape):
+    model = zoo.build("cnn", **TINY["cnn"])
+    assert tuple(model(np.zeros([2, *shape], np.float32)).shape) == (2, 10)
+
+
+@pytest.mark.parametrize("name", ["transformer", "bert"])
+def test_hidden_dim_not_divisible_by_heads_is_a_config_error(name):
+    with pytest.raises(ConfigError, match="hidden_dim=30 must be divisible by num_heads=4"):
+        zoo.build(name, hidden_dim=30, num_heads=4)
+
+
+def test_learned_position_transformer_runs_and_differs_from_sinusoidal():
+    learned = zoo.build("transformer", position_embedding="learned", **TINY["transformer"])
+    assert tuple(learned(sample_inputs("transformer")).shape) == (3, 2)
+    assert any("position_embedding" in weight.path for weight in learned.weights)
+
+
+def test_bert_encoder_returns_sequence_and_pooled_outputs():
+    model = zoo.build("bert", **TINY["bert"])
+    outputs = model.encoder(sample_inputs("bert"))
+    assert tuple(outputs["sequence_output"].shape) == (3, 12, 32)
+    assert tuple(outputs["pooled_output"].shape) == (3, 32)
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_model_fit_learns_a_separable_task(name):
+    """The models stay plain Keras models: compile + fit works and lowers the loss."""
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 64)
+    if name == "cnn":
+        inputs = rng.uniform(0, 60, [64, 8, 8, 1]).astype(np.float32)
+        inputs[labels == 1, :4] += 150  # Bright top half means class 1.
+    else:
+        token_ids = rng.integers(5, 20, [64, 10])
+        token_ids[:, 3] = np.where(labels == 1, 40, 41)  # One telling token.
+        inputs = text_inputs(name, token_ids)
+    model = zoo.build(name, **TINY[name])
+    model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(inputs, labels, epochs=8, batch_size=16, verbose=0)
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
