@@ -18,6 +18,7 @@ import tensorflow as tf
 import zoo
 from trainers import config as config_lib
 from trainers import experiment
+from trainers.trainer import checkpointable_weights
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SAMPLE_TEXTS = ["I love this movie!", "a dull , boring and painfully slow film .", "", "not bad at all " * 40]
@@ -73,7 +74,7 @@ def _keras_probabilities(model_dir, raw_inputs):
     config = config_lib.load_config(model_dir / "config.yaml")
     task = experiment.prepare_task(config, model_dir)
     model = experiment.build_model(config, task)
-    checkpoint = tf.train.Checkpoint(model=model)
+    checkpoint = tf.train.Checkpoint(model=checkpointable_weights(model))
     checkpoint.restore(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))).expect_partial()
     raw = tf.constant(raw_inputs.tolist() if raw_inputs.dtype == object else raw_inputs)
     return tf.nn.softmax(model(task.preprocessor(raw), training=False)).numpy()
