@@ -70,6 +70,17 @@ def classification_metrics(labels, probabilities):
     return metrics
 
 
+def checkpointable_weights(model) -> tf.train.Checkpoint:
+    """A checkpointable view of all of `model`'s weights, in creation order.
+
+    `tf.train.Checkpoint(model=model)` would silently miss layers that a Keras 3 model keeps in a
+    Python list (BERT's encoder blocks, the CNN's conv blocks): Keras tracks them with its own
+    TrackedList, which TensorFlow's object graph does not follow. The same config builds the
+    same weights in the same order, so the list restores exactly, and a shape mismatch fails loudly.
+    """
+    return tf.train.Checkpoint(weights=list(model.weights))
+
+
 class Trainer:
     """Trains and evaluates a classifier under a tf.distribute strategy.
 
@@ -97,13 +108,14 @@ class Trainer:
             self.global_step = tf.Variable(
                 0, dtype=tf.int64, trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA
             )
-        self._checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, global_step=self.global_step)
+        model_weights = checkpointable_weights(model)
+        self._checkpoint = tf.train.Checkpoint(model=model_weights, optimizer=optimizer, global_step=self.global_step)
         self._manager = tf.train.CheckpointManager(
             self._checkpoint, str(self.model_dir / "checkpoints"), max_to_keep=3, step_counter=self.global_step
         )
         # The weights with the best eval accuracy so far, kept apart from the rolling checkpoints.
         self._best_manager = tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=model, global_step=self.global_step), str(self.model_dir / "best"), max_to_keep=1
+            tf.train.Checkpoint(model=model_weights, global_step=self.global_step), str(self.model_dir / "best"), max_to_keep=1
         )
         self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
         self._train_writer = tf.summary.create_file_writer(str(self.model_dir / "train"))
