@@ -175,3 +175,25 @@ def test_usage_errors_are_one_line_with_exit_code_2(flags, message, data_dir, tm
     assert result.returncode == 2, result.stderr[-3000:]
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _download_host_reachable():
+    import socket
+
+    try:
+        socket.create_connection(("storage.googleapis.com", 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_real_dataset_without_network_is_one_line_naming_the_offline_default(tmp_path):
+    if _download_host_reachable():
+        pytest.skip("the network is up here: tfds would download mnist instead of failing")
+    result = run_trainer("--model=cnn", "--dataset=mnist", f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'run'}")
+    assert result.returncode == 2
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1
+    assert "dataset 'mnist' is not prepared" in error_lines[0]
+    assert "'zoo_digits'" in error_lines[0] and "--data_dir" in error_lines[0]
+    assert "Traceback" not in result.stderr
