@@ -197,3 +197,20 @@ def test_real_dataset_without_network_is_one_line_naming_the_offline_default(tmp
     assert "dataset 'mnist' is not prepared" in error_lines[0]
     assert "'zoo_digits'" in error_lines[0] and "--data_dir" in error_lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_quantized_export_models_config_and_local_predict_mode(data_dir, tmp_path):
+    export_dir = tmp_path / "exports"
+    common = [f"--export_dir={export_dir}", f"--data_dir={data_dir}", f"--model_dir={tmp_path / 'run'}", "--model=gru"]
+    trained = run_trainer(*common, "--epochs=1", "--steps_per_epoch=5", "--quantize=int8")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert f"SavedModel: {export_dir / 'gru_int8' / '1'}" in trained.stdout
+    sizes = [line for line in trained.stdout.splitlines() if line.startswith("float32: ")]
+    assert len(sizes) == 1 and "; int8: " in sizes[0], trained.stdout[-2000:]
+    models_config = (export_dir / "models.config").read_text()
+    assert 'name: "gru"' in models_config and 'name: "gru_int8"' in models_config
+
+    predicted = run_trainer(*common, "--mode=predict", "--text=I love this movie!", "--text=a dull film")
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    answers = [line for line in predicted.stdout.splitlines() if line.startswith("'")]
+    assert len(answers) == 2 and answers[0].startswith("'I love this movie!': class ")

@@ -28,11 +28,12 @@ from trainers import config as config_lib  # noqa: E402
 from trainers import experiment  # noqa: E402
 from trainers.strategy import create_strategy, split_cpu  # noqa: E402
 from trainers.trainer import Trainer, TrainingDivergedError, write_json_atomically  # noqa: E402
-from zoo.export import export_saved_model  # noqa: E402
+from zoo.export import export_saved_model, saved_model_size_bytes  # noqa: E402
 from zoo.registry import ConfigError  # noqa: E402
+from zoo.serving import predict_local  # noqa: E402
 
 FLAGS = flags.FLAGS
-MODES = ["train_and_eval", "train", "eval", "export"]
+MODES = ["train_and_eval", "train", "eval", "export", "predict"]
 flags.DEFINE_string("model", None, "Registered model name: bert, cnn, gru, lstm, transformer.")
 flags.DEFINE_string("config", None, "Experiment YAML; default configs/<model>/<dataset or offline>.yaml.")
 flags.DEFINE_string("params_override", "", "Comma-separated section.field=value, e.g. model.num_layers=4.")
@@ -54,7 +55,11 @@ flags.DEFINE_string("tpu", None, "Overrides runtime.tpu: local, a TPU name, or g
 flags.DEFINE_string("mixed_precision", None, "Overrides runtime.mixed_precision: float32 | mixed_float16 | mixed_bfloat16.")
 flags.DEFINE_enum("mode", "train_and_eval", MODES, "train_and_eval: train, evaluating after each epoch "
                   "(best checkpoint kept), then evaluate and export; train: train and export; eval: evaluate "
-                  "the latest checkpoint; export: export the best (else latest) checkpoint.")
+                  "the latest checkpoint; export: export the best (else latest) checkpoint; predict: answer "
+                  "--text with the latest SavedModel in <export_dir>/<model>, without a server.")
+flags.DEFINE_multi_string("text", None, "With --mode=predict: a text to classify (repeatable).")
+flags.DEFINE_enum("quantize", None, ["int8"], "Also export <model>_int8: int8 weights by Keras' "
+                  "post-training quantization, with its size and eval accuracy beside the float model's.")
 
 USAGE_ERROR = 2
 SAMPLE_TEXT = "I love this movie!"
@@ -160,7 +165,24 @@ def run(config, *, mode, model_dir, export_dir):
         print(f"Eval metrics: {format_metrics(metrics)} on {metrics['num_examples']} examples "
               f"({model_dir / 'metrics.json'})")
     if mode != "eval":
-        export_and_try(model, task, config.model_name, export_dir)
+        version_dir = export_and_try(model, task, config.model_name, export_dir)
+        if FLAGS.quantize:
+            export_quantized(trainer, task, config.model_name, export_dir, float_version_dir=version_dir)
+
+
+def export_quantized(trainer, task, model_name, export_dir, *, float_version_dir):
+    """Quantizes the model's weights to int8 in place, evaluates it and exports `<model>_int8`."""
+    float_metrics = trainer.evaluate(task.eval_input_fn)
+    with trainer.strategy.scope():
+        trainer.model.quantize(FLAGS.quantize)
+    quantized_metrics = trainer.evaluate(task.eval_input_fn)
+    # No TFLite here: the converter has no kernels for Keras' int8 matmuls.
+    version_dir = export_and_try(trainer.model, task, f"{model_name}_{FLAGS.quantize}", export_dir, tflite=False)
+    print(
+        f"float32: {saved_model_size_bytes(float_version_dir) / 1e6:.2f} MB, "
+        f"accuracy {float_metrics['accuracy']:.4f}; {FLAGS.quantize}: "
+        f"{saved_model_size_bytes(version_dir) / 1e6:.2f} MB, accuracy {quantized_metrics['accuracy']:.4f}"
+    )
 
 
 def format_metrics(metrics):
@@ -168,10 +190,16 @@ def format_metrics(metrics):
     return ", ".join(f"{name}={metrics[name]:.4f}" for name in names if name in metrics)
 
 
-def export_and_try(model, task, model_name, export_dir):
+def export_and_try(model, task, model_name, export_dir, tflite=True):
     """Exports the SavedModel, loads it back and prints its answer for a sample input."""
     version_dir = export_saved_model(
-        model, task.preprocessor, task.serving_input_spec, export_dir=export_dir, model_name=model_name
+        model,
+        task.preprocessor,
+        task.serving_input_spec,
+        export_dir=export_dir,
+        model_name=model_name,
+        encoder=getattr(model, "encoder", None),  # BERT: also an `encode` signature (sentence embedding).
+        tflite=tflite and task.modality == "image",  # TFLite for the CNN (mobile, edge).
     )
     print(f"SavedModel: {version_dir}")
     serving = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
@@ -183,6 +211,18 @@ def export_and_try(model, task, model_name, export_dir):
     class_id = int(probabilities.argmax())
     name = task.class_names[class_id] if task.class_names else str(class_id)
     print(f"Exported model's answer for {description}: {name} (p={probabilities[class_id]:.3f})")
+    return version_dir
+
+
+def predict(model_name, export_dir, texts):
+    """Prints the latest exported version's answers for `texts`, as TF Serving would give them."""
+    if not texts:
+        raise ConfigError("--mode=predict needs at least one --text")
+    model_base = export_dir / model_name
+    if not model_base.is_dir():
+        raise ConfigError(f"--mode=predict: no SavedModel at {model_base}; train or --mode=export first")
+    for text, answer in zip(texts, predict_local(model_base, texts)):
+        print(f"{text!r}: class {answer['class_id']}, probabilities {answer['probabilities']}")
 
 
 def main(argv):
@@ -193,6 +233,9 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         config = resolve_config()
+        if FLAGS.mode == "predict":
+            predict(config.model_name, pathlib.Path(FLAGS.export_dir), FLAGS.text)
+            return
         model_dir = pathlib.Path(FLAGS.model_dir or f"runs/{config.model_name}")
         run(config, mode=FLAGS.mode, model_dir=model_dir, export_dir=pathlib.Path(FLAGS.export_dir))
     except ConfigError as error:

@@ -30,21 +30,39 @@ def serving_input_spec(input_kind, image_shape=None) -> tf.TensorSpec:
     return tf.TensorSpec([None], tf.string, name="text")
 
 
+def _checked(raw_inputs, input_spec):
+    """`raw_inputs`, with its shape checked when the graph runs.
+
+    A signature's TensorSpec fixes the dtype, but neither TF Serving nor a loaded signature
+    enforces its shape: a rank-2 batch of strings would otherwise be tokenized into nonsense.
+    """
+    return tf.ensure_shape(raw_inputs, input_spec.shape, name=f"check_{input_spec.name}_shape")
+
+
 def next_version(model_base) -> int:
     """One more than the highest integer version under `model_base` (1 for a new model)."""
     versions = [int(path.name) for path in pathlib.Path(model_base).glob("*") if path.name.isdigit()]
     return max(versions, default=0) + 1
 
 
-def export_saved_model(model, preprocessor, input_spec, *, export_dir, model_name) -> pathlib.Path:
+def export_saved_model(
+    model, preprocessor, input_spec, *, export_dir, model_name, encoder=None, tflite=False
+) -> pathlib.Path:
     """Writes `preprocessor` + `model` as the next version of `<export_dir>/<model_name>`.
 
-    The SavedModel's `serving_default` signature maps `input_spec` to
-    `probabilities` (float32 [batch, num_classes]) and `class_id` (int64 [batch]).
+    Signatures:
+        serving_default: `input_spec` -> `probabilities` (float32 [batch, num_classes]) and
+            `class_id` (int64 [batch]).
+        encode (when `encoder` is given, e.g. BERT's `model.encoder`): the same input ->
+            `pooled_output` (float32 [batch, hidden_dim]), a sentence embedding.
+
+    A wrong dtype or rank is rejected by the signature itself (INVALID_ARGUMENT); text of any
+    length is truncated to the preprocessor's sequence length; any batch size works.
 
     The version is written into a temporary directory beside its final place and renamed only
     when complete, so a server watching `<export_dir>/<model_name>` never loads half of it, and an
-    existing version is never overwritten.
+    existing version is never overwritten. With `tflite`, the version directory also holds
+    `model.tflite` (the same serving function, for mobile and edge runtimes).
 
     Returns:
         The version directory written.
@@ -54,7 +72,7 @@ def export_saved_model(model, preprocessor, input_spec, *, export_dir, model_nam
 
     @tf.function(input_signature=[input_spec])
     def serve(raw_inputs):
-        logits = model(preprocessor(raw_inputs), training=False)
+        logits = model(preprocessor(_checked(raw_inputs, input_spec)), training=False)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         return {"probabilities": probabilities, "class_id": tf.argmax(probabilities, axis=-1)}
 
@@ -62,10 +80,30 @@ def export_saved_model(model, preprocessor, input_spec, *, export_dir, model_nam
     archive.track(model)
     archive.track(preprocessor)
     archive.add_endpoint("serving_default", serve)
+    if encoder is not None:
+
+        @tf.function(input_signature=[input_spec])
+        def encode(raw_inputs):
+            pooled = encoder(preprocessor(_checked(raw_inputs, input_spec)), training=False)["pooled_output"]
+            return {"pooled_output": tf.cast(pooled, tf.float32)}
+
+        archive.add_endpoint("encode", encode)
 
     temporary = model_base / f".tmp-{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
-    archive.write_out(str(temporary), verbose=False)
+    try:
+        archive.write_out(str(temporary), verbose=False)
+        if tflite:
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], model)
+            (temporary / "model.tflite").write_bytes(converter.convert())
+        version_dir = _rename_to_next_version(temporary, model_base)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)  # Only left behind when the export failed.
+    write_models_config(export_dir)
+    return version_dir
+
+
+def _rename_to_next_version(temporary, model_base) -> pathlib.Path:
     while True:
         version_dir = model_base / str(next_version(model_base))
         try:
@@ -75,3 +113,29 @@ def export_saved_model(model, preprocessor, input_spec, *, export_dir, model_nam
             if not version_dir.exists():
                 raise
             # Another export took this version number between listing and renaming: take the next.
+
+
+def write_models_config(export_dir) -> pathlib.Path:
+    """Writes `<export_dir>/models.config` listing every model exported there, for TF Serving.
+
+    `tensorflow_model_server --model_config_file=<export_dir>/models.config` then serves them all,
+    each at its highest version. Written to a temporary file and renamed, like the versions.
+    """
+    export_dir = pathlib.Path(export_dir).resolve()
+    models = sorted(
+        path for path in export_dir.iterdir() if path.is_dir() and any(child.name.isdigit() for child in path.iterdir())
+    )
+    entries = "".join(
+        f'  config {{\n    name: "{path.name}"\n    base_path: "{path}"\n    model_platform: "tensorflow"\n  }}\n'
+        for path in models
+    )
+    config_path = export_dir / "models.config"
+    temporary = export_dir / f".models.config.tmp-{os.getpid()}"
+    temporary.write_text(f"model_config_list {{\n{entries}}}\n")
+    os.replace(temporary, config_path)
+    return config_path
+
+
+def saved_model_size_bytes(version_dir) -> int:
+    """Bytes on disk of a SavedModel version directory (graph, variables and assets)."""
+    return sum(path.stat().st_size for path in pathlib.Path(version_dir).rglob("*") if path.is_file())
