@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo.data.pipeline import PADDING_LABEL
 from zoo.registry import ConfigError
 
 
@@ -148,8 +149,9 @@ class Trainer:
 
     def _eval_step(self, batch):
         inputs, labels = batch
-        logits = self.model(inputs, training=False)
-        return {"labels": labels, "probabilities": tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)}
+        probabilities = tf.nn.softmax(tf.cast(self.model(inputs, training=False), tf.float32), axis=-1)
+        real = labels != PADDING_LABEL  # Drops the rows that only pad the last step.
+        return {"labels": labels[real], "probabilities": probabilities[real]}
 
     # ---------------------------------------------------------------- K steps per host call
     @tf.function

@@ -85,3 +85,23 @@ def test_feeds_distribute_datasets_from_function():
     input_fn = make_input_fn(load_numbered_images, ImagePreprocessor(), global_batch_size=8, training=False)
     dataset = strategy.distribute_datasets_from_function(input_fn)
     assert sorted(_labels(dataset)) == list(range(NUM_EXAMPLES))
+
+
+def test_eval_for_several_replicas_pads_the_last_step_with_labelled_padding():
+    """One pipeline feeding 2 replicas: whole steps, every real example once, padding labelled -1."""
+    from zoo.data.pipeline import PADDING_LABEL
+
+    values = tf.range(11, dtype=tf.int64)
+    input_fn = make_input_fn(
+        lambda: tf.data.Dataset.from_tensor_slices((values, values % 2)),
+        preprocessor=lambda value: value,
+        global_batch_size=4,
+        training=False,
+    )
+    context = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0, num_replicas_in_sync=2)
+    batches = list(input_fn(context).as_numpy_iterator())
+    assert [len(labels) for _, labels in batches] == [2] * 6  # 12 rows: 11 examples + 1 padding.
+    inputs = np.concatenate([batch_inputs for batch_inputs, _ in batches])
+    labels = np.concatenate([batch_labels for _, batch_labels in batches])
+    assert sorted(inputs[labels != PADDING_LABEL].tolist()) == list(range(11))
+    assert (labels == PADDING_LABEL).sum() == 1

@@ -26,7 +26,9 @@ def make_input_fn(load_fn, preprocessor, global_batch_size, training, seed=0, sh
             number of replicas.
         training: bool. True: shuffled (`seed`), repeated forever, and only full batches, so every
             batch has a static size (pass `steps_per_epoch`). False: one pass in order, the last
-            batch possibly smaller, so evaluation sees every example exactly once.
+            batch possibly smaller, so evaluation sees every example exactly once; when one
+            pipeline feeds several replicas, the last step is padded with examples labelled
+            `PADDING_LABEL` (-1) so that no replica gets an empty batch.
         seed: int. The shuffle seed; the order still changes from epoch to epoch.
         shuffle_buffer: int. Examples held by the shuffle buffer.
 
@@ -50,7 +52,25 @@ def make_input_fn(load_fn, preprocessor, global_batch_size, training, seed=0, sh
         if training:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed).repeat()
         per_replica_batch_size = input_context.get_per_replica_batch_size(global_batch_size)
+        replicas_fed = input_context.num_replicas_in_sync // input_context.num_input_pipelines
+        if not training and replicas_fed > 1:
+            dataset = _pad_to_whole_steps(dataset, per_replica_batch_size * replicas_fed)
         dataset = dataset.batch(per_replica_batch_size, drop_remainder=training)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     return input_fn
+
+
+PADDING_LABEL = -1
+
+
+def _pad_to_whole_steps(dataset, examples_per_step):
+    """Pads one pass of eval data to whole steps with copies of its first example, labelled -1.
+
+    Otherwise the last step's replicas may get a partial or an EMPTY batch, and some kernels fail
+    on zero-sized batches (a convolution on oneDNN, for one). The evaluator drops the padding
+    rows by their label.
+    """
+    padding = dataset.take(1).map(lambda model_input, label: (model_input, tf.constant(PADDING_LABEL, tf.int32)))
+    padded = dataset.concatenate(padding.repeat(examples_per_step - 1))
+    return padded.batch(examples_per_step, drop_remainder=True).unbatch()

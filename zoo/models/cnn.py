@@ -41,8 +41,9 @@ class ConvNet(keras.Model):
             [
                 keras.layers.Conv2D(width, kernel_size, padding="same", use_bias=False),
                 # Momentum 0.9 (Keras' default is 0.99): the moving statistics used at
-                # evaluation catch up within one short epoch on small datasets.
-                keras.layers.BatchNormalization(momentum=0.9),
+                # evaluation catch up within one short epoch on small datasets. Synchronized:
+                # statistics of the global batch, so N replicas train as one device does.
+                keras.layers.BatchNormalization(momentum=0.9, synchronized=True),
                 keras.layers.ReLU(),
                 keras.layers.MaxPooling2D(2, padding="same"),
             ]
