@@ -46,6 +46,7 @@ class TrainConfig:
     warmup_fraction: float = 0.1  # Share of all steps spent warming up linearly from 0.
     weight_decay: float = 0.01  # Decoupled (AdamW); biases and normalisation scales are exempt.
     steps_per_loop: int = 20  # Train steps run inside one tf.function call (fewer host round trips).
+    checkpoint_every_steps: int | None = None  # Also checkpoint within epochs (None: at epoch ends).
     clipnorm: float | None = None  # Clip the global gradient norm to this value.
     jit_compile: bool = False  # Compile each replica's forward and backward pass with XLA.
     seed: int = 0
@@ -155,8 +156,9 @@ def validate(config: ExperimentConfig):
         "train.batch_size": config.train.batch_size,
         "train.steps_per_loop": config.train.steps_per_loop,
     }
-    if config.train.steps_per_epoch is not None:
-        positive["train.steps_per_epoch"] = config.train.steps_per_epoch
+    for field in ("steps_per_epoch", "checkpoint_every_steps"):
+        if getattr(config.train, field) is not None:
+            positive[f"train.{field}"] = getattr(config.train, field)
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{key} must be a positive integer, got {value}")

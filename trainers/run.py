@@ -47,6 +47,7 @@ flags.DEFINE_integer("batch_size", None, "Overrides train.batch_size (global, ov
 flags.DEFINE_float("learning_rate", None, "Overrides train.learning_rate (peak, after warmup).")
 flags.DEFINE_integer("steps_per_loop", None, "Overrides train.steps_per_loop (steps per tf.function call).")
 flags.DEFINE_integer("sequence_length", None, "Overrides data.sequence_length (text models).")
+flags.DEFINE_integer("checkpoint_every_steps", None, "Overrides train.checkpoint_every_steps.")
 flags.DEFINE_float("clipnorm", None, "Overrides train.clipnorm (global gradient norm clipping).")
 flags.DEFINE_bool("jit_compile", None, "Overrides train.jit_compile (XLA for each replica's step).")
 flags.DEFINE_string("strategy", None, "Overrides runtime.strategy: default | one_device | mirrored | multi_worker | tpu.")
@@ -73,6 +74,7 @@ _FLAG_OVERRIDES = {  # flag -> (config section, field)
     "sequence_length": ("data", "sequence_length"),
     "data_dir": ("data", "data_dir"),
     "dataset": ("data", "dataset"),
+    "checkpoint_every_steps": ("train", "checkpoint_every_steps"),
     "clipnorm": ("train", "clipnorm"),
     "jit_compile": ("train", "jit_compile"),
     "strategy": ("runtime", "strategy"),
@@ -126,6 +128,9 @@ def run(config, *, mode, model_dir, export_dir):
         config_lib.save_config(config, model_dir / "config.yaml", header=package_versions())
 
     task = experiment.prepare_task(config, model_dir)
+    # After the data is prepared (building a dataset draws random numbers): the same initial
+    # weights and dropout masks on every run of this config.
+    keras.utils.set_random_seed(config.train.seed)
     steps_per_epoch = config.train.steps_per_epoch or max(1, task.num_train_examples // config.train.batch_size)
     with strategy.scope():
         model = experiment.build_model(config, task)
@@ -137,6 +142,7 @@ def run(config, *, mode, model_dir, export_dir):
         model_dir=model_dir,
         steps_per_loop=config.train.steps_per_loop,
         jit_compile=config.train.jit_compile,
+        checkpoint_every_steps=config.train.checkpoint_every_steps,
     )
 
     if mode in ("train", "train_and_eval"):

@@ -91,12 +91,16 @@ class Trainer:
         optimizer: keras.optimizers.Optimizer (a LossScaleOptimizer under mixed_float16).
         model_dir: str or Path. Checkpoints and TensorBoard logs go here.
         steps_per_loop: int. Train steps per `tf.function` call.
+        checkpoint_every_steps: int or None. Also save within an epoch, at the first loop end at
+            least this many steps after the last save (None: at epoch ends only).
         jit_compile: bool. Compile each replica's forward and backward pass with XLA. The gradient
             update stays outside XLA: compiling `strategy.run` as a whole fails under
             MirroredStrategy (keras-team/keras#19005, shared/FINDINGS.md section 1).
     """
 
-    def __init__(self, *, strategy, model, optimizer, model_dir, steps_per_loop, jit_compile=False):
+    def __init__(
+        self, *, strategy, model, optimizer, model_dir, steps_per_loop, jit_compile=False, checkpoint_every_steps=None
+    ):
         self.strategy = strategy
         self.model = model
         self.optimizer = optimizer
@@ -112,7 +116,11 @@ class Trainer:
         model_weights = checkpointable_weights(model)
         self._checkpoint = tf.train.Checkpoint(model=model_weights, optimizer=optimizer, global_step=self.global_step)
         self._manager = tf.train.CheckpointManager(
-            self._checkpoint, str(self.model_dir / "checkpoints"), max_to_keep=3, step_counter=self.global_step
+            self._checkpoint,
+            str(self.model_dir / "checkpoints"),
+            max_to_keep=3,
+            step_counter=self.global_step,
+            checkpoint_interval=checkpoint_every_steps,
         )
         # The weights with the best eval accuracy so far, kept apart from the rolling checkpoints.
         self._best_manager = tf.train.CheckpointManager(
@@ -221,7 +229,9 @@ class Trainer:
                     tf.summary.scalar("loss", sums["loss_sum"] / sums["count"])
                     tf.summary.scalar("accuracy", sums["correct"] / sums["count"])
                     tf.summary.scalar("learning_rate", float(self.optimizer.learning_rate))
-            manager.save(checkpoint_number=self.global_step)
+                if manager.checkpoint_interval and step < epoch_end:
+                    manager.save(checkpoint_number=self.global_step, check_interval=True)
+            manager.save(checkpoint_number=self.global_step, check_interval=False)
             if after_epoch is not None:
                 after_epoch(epoch)
         return epoch_metrics
