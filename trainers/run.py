@@ -15,7 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads: h
 import importlib.metadata  # noqa: E402
 import pathlib  # noqa: E402
 import platform  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import keras  # noqa: E402
@@ -26,7 +28,7 @@ from absl import app, flags, logging  # noqa: E402
 import zoo  # noqa: E402
 from trainers import config as config_lib  # noqa: E402
 from trainers import experiment  # noqa: E402
-from trainers.strategy import create_strategy, split_cpu  # noqa: E402
+from trainers.strategy import create_strategy, is_chief, split_cpu  # noqa: E402
 from trainers.trainer import Trainer, TrainingDivergedError, write_json_atomically  # noqa: E402
 from zoo.export import export_saved_model, saved_model_size_bytes  # noqa: E402
 from zoo.registry import ConfigError  # noqa: E402
@@ -121,6 +123,9 @@ def run(config, *, mode, model_dir, export_dir):
     strategy = create_strategy(runtime.strategy, cpu_devices=runtime.cpu_devices, tpu=runtime.tpu)
     print(f"Strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
     keras.mixed_precision.set_global_policy(runtime.mixed_precision)
+    chief = is_chief(strategy)
+    if not chief:
+        model_dir = pathlib.Path(tempfile.mkdtemp(prefix="zoo-worker-"))
 
     model_dir.mkdir(parents=True, exist_ok=True)
     experiment.check_same_experiment(config, model_dir)
@@ -170,6 +175,12 @@ def run(config, *, mode, model_dir, export_dir):
         write_json_atomically(model_dir / "metrics.json", metrics)
         print(f"Eval metrics: {format_metrics(metrics)} on {metrics['num_examples']} examples "
               f"({model_dir / 'metrics.json'})")
+    if runtime.strategy == "multi_worker":
+        checksum = sum(float(tf.reduce_sum(tf.cast(weight, tf.float64))) for weight in model.weights)
+        print(f"Weights checksum: {checksum!r}")
+    if not chief:
+        shutil.rmtree(model_dir, ignore_errors=True)
+        return
     if mode != "eval":
         version_dir = export_and_try(model, task, config.model_name, export_dir)
         if FLAGS.quantize:
@@ -205,7 +216,8 @@ def export_and_try(model, task, model_name, export_dir, tflite=True):
         export_dir=export_dir,
         model_name=model_name,
         encoder=getattr(model, "encoder", None),  # BERT: also an `encode` signature (sentence embedding).
-        tflite=tflite and task.modality == "image",  # TFLite for the CNN (mobile, edge).
+        # TFLite for the CNN (mobile, edge); its builtin kernels need a float32 model.
+        tflite=tflite and task.modality == "image" and keras.mixed_precision.global_policy().name == "float32",
     )
     print(f"SavedModel: {version_dir}")
     serving = tf.saved_model.load(str(version_dir)).signatures["serving_default"]

@@ -76,3 +76,18 @@ def create_strategy(name, *, cpu_devices=None, tpu=None) -> tf.distribute.Strate
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return _connect_tpu(tpu)
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process writes the run's outputs: always, except on non-chief multi-workers.
+
+    With MultiWorkerMirroredStrategy every worker saves checkpoints (saving is collective), but
+    only the chief (task "chief", else worker 0) into model_dir; the others into a scratch dir.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief

@@ -8,6 +8,7 @@ State that makes a killed run resumable lives in one `tf.train.Checkpoint`: the 
 optimizer (with its slot variables), the global step and the position of the train data iterator.
 """
 
+import functools
 import json
 import math
 import os
@@ -178,9 +179,15 @@ class Trainer:
 
     @tf.function
     def _eval_batch(self, batch):
-        """Labels and probabilities of every replica's share of `batch`, concatenated."""
-        per_replica = self.strategy.run(self._eval_step, args=(batch,))
-        return {key: self.strategy.gather(value, axis=0) for key, value in per_replica.items()}
+        return self.strategy.run(self._eval_step, args=(batch,))
+
+    def _local_eval_results(self, batch):
+        """Labels and probabilities of this worker's replicas for `batch`, concatenated (no collective)."""
+        per_replica = self._eval_batch(batch)
+        return {
+            key: np.concatenate([value.numpy() for value in self.strategy.experimental_local_results(values)])
+            for key, values in per_replica.items()
+        }
 
     # ---------------------------------------------------------------- public API
     def train(self, train_input_fn, *, epochs, steps_per_epoch, after_epoch=None):
@@ -201,6 +208,12 @@ class Trainer:
         if manager.latest_checkpoint:
             self._checkpoint.restore(manager.latest_checkpoint).expect_partial()
             print(f"Resuming from {manager.latest_checkpoint} at step {int(self.global_step.numpy())}")
+        train_loop = self._train_loop
+        if isinstance(self.strategy, (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.TPUStrategy)):
+            # On a preemption notice (SIGTERM, or a TPU maintenance event) every worker saves a
+            # checkpoint at the same step and exits; the restarted job resumes from it.
+            handler = tf.distribute.experimental.PreemptionCheckpointHandler(self.strategy.cluster_resolver, manager)
+            train_loop = functools.partial(handler.run, self._train_loop)
 
         total_steps = epochs * steps_per_epoch
         epoch_metrics = {}
@@ -212,7 +225,7 @@ class Trainer:
             epoch_sums = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
             while step < epoch_end:
                 num_steps = min(self.steps_per_loop, epoch_end - step)
-                sums = {key: float(value) for key, value in self._train_loop(iterator, tf.constant(num_steps)).items()}
+                sums = {key: float(value) for key, value in train_loop(iterator, tf.constant(num_steps)).items()}
                 if not math.isfinite(sums["loss_sum"]):
                     raise TrainingDivergedError(
                         f"loss became {sums['loss_sum']} near step {step}; the last good checkpoint "
@@ -259,7 +272,7 @@ class Trainer:
     def evaluate(self, eval_input_fn):
         """Metrics of `classification_metrics` over one pass of the eval data, also to TensorBoard."""
         dataset = self.strategy.distribute_datasets_from_function(eval_input_fn)
-        batches = [{key: value.numpy() for key, value in self._eval_batch(batch).items()} for batch in dataset]
+        batches = [self._local_eval_results(batch) for batch in dataset]
         if not batches:
             raise ConfigError("the eval split is empty; choose another dataset or split")
         metrics = classification_metrics(

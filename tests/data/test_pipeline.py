@@ -37,14 +37,21 @@ def test_eval_sees_every_example_once_in_per_replica_batches():
         np.testing.assert_array_equal(images.numpy()[:, 0, 0, 0], labels.numpy())
 
 
-def test_shards_are_disjoint_and_cover_the_data():
-    input_fn = make_input_fn(load_numbered_images, ImagePreprocessor(), global_batch_size=8, training=False)
-    shards = [input_fn(_context(pipeline_id)) for pipeline_id in (0, 1)]
+def test_training_shards_are_disjoint_and_cover_the_data():
+    input_fn = make_input_fn(load_numbered_images, ImagePreprocessor(), global_batch_size=8, training=True)
+    epoch_batches = NUM_EXAMPLES // 2 // 4  # Each shard holds half the examples, 4 per batch.
+    shards = [input_fn(_context(pipeline_id)).take(epoch_batches) for pipeline_id in (0, 1)]
     for shard in shards:
         assert max(len(labels) for _, labels in shard) == 4  # 8 over 2 replicas.
     first, second = (_labels(shard) for shard in shards)
     assert not set(first) & set(second)
-    assert sorted(first + second) == list(range(NUM_EXAMPLES))
+    assert len(set(first + second)) == len(first + second) == epoch_batches * 8
+
+
+def test_every_worker_evaluates_the_whole_eval_split():
+    input_fn = make_input_fn(load_numbered_images, ImagePreprocessor(), global_batch_size=8, training=False)
+    for pipeline_id in (0, 1):
+        assert sorted(_labels(input_fn(_context(pipeline_id)))) == list(range(NUM_EXAMPLES))
 
 
 def test_training_batches_are_static_shuffled_and_repeated():

@@ -42,7 +42,10 @@ def make_input_fn(load_fn, preprocessor, global_batch_size, training, seed=0, sh
     def input_fn(input_context=None):
         input_context = input_context or tf.distribute.InputContext()
         dataset = load_fn()
-        if input_context.num_input_pipelines > 1:
+        # Training data is split between input pipelines (workers). Every worker evaluates the
+        # whole eval split on its own replicas: complete metrics without collectives, and no
+        # worker waits for another whose shard ran out a step earlier.
+        if training and input_context.num_input_pipelines > 1:
             dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         dataset = dataset.map(
             lambda raw_input, label: (preprocessor(raw_input), tf.cast(label, tf.int32)),
