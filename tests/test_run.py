@@ -168,6 +168,9 @@ def test_rerun_resumes_and_eval_and_export_modes_reuse_the_run(data_dir, tmp_pat
         (["--model=cnn", "--params_override=train.bach_size=3"], "unknown config key train.bach_size"),
         (["--model=cnn", "--mode=eval"], "holds no checkpoint; train first"),
         (["--model=cnn", "--strategy=tpu", "--tpu=local"], "--strategy=tpu: no TPU reachable at --tpu=local"),
+        (["--model=bert", "--params_override=model.hidden_dim=30,model.num_heads=4"],
+         "hidden_dim=30 must be divisible by num_heads=4"),
+        (["--model=gru", "--params_override=train.decay=exponential"], "train.decay must be one of cosine, linear"),
     ],
 )
 def test_usage_errors_are_one_line_with_exit_code_2(flags, message, data_dir, tmp_path):
@@ -227,3 +230,15 @@ def test_mixed_precision_trains_and_exports_float32_probabilities(model_name, po
     assert np.isfinite(json.loads((tmp_path / "run" / "metrics.json").read_text())["loss"])
     assert "Exported model's answer for" in result.stdout
     assert f"mixed_precision: {policy}" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_flagfile_and_one_device_strategy(data_dir, tmp_path):
+    flagfile = tmp_path / "run.flags"
+    flagfile.write_text(
+        "--model=cnn\n--strategy=one_device\n--epochs=1\n--steps_per_execution=2\n--steps_per_epoch=2\n"
+        f"--model_dir={tmp_path / 'run'}\n--export_dir={tmp_path / 'exports'}\n--data_dir={data_dir}\n"
+    )
+    result = run_trainer(f"--flagfile={flagfile}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Strategy: OneDeviceStrategy with 1 replica(s)" in result.stdout
+    assert "steps_per_loop: 2" in (tmp_path / "run" / "config.yaml").read_text()

@@ -44,6 +44,7 @@ class TrainConfig:
     batch_size: int = 32  # Global batch, split evenly over replicas.
     learning_rate: float = 1e-3  # Peak learning rate, reached at the end of warmup.
     warmup_fraction: float = 0.1  # Share of all steps spent warming up linearly from 0.
+    decay: str = "cosine"  # After warmup, decay to 0: "cosine" or "linear" (BERT's).
     weight_decay: float = 0.01  # Decoupled (AdamW); biases and normalisation scales are exempt.
     steps_per_loop: int = 20  # Train steps run inside one tf.function call (fewer host round trips).
     checkpoint_every_steps: int | None = None  # Also checkpoint within epochs (None: at epoch ends).
@@ -83,6 +84,7 @@ class ExperimentConfig:
 
 _SECTIONS = {"data": DataConfig, "train": TrainConfig, "runtime": RuntimeConfig}
 MIXED_PRECISION_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+DECAYS = ("cosine", "linear")
 
 
 def _close_matches(word, candidates):
@@ -173,6 +175,8 @@ def validate(config: ExperimentConfig):
         raise ConfigError(f"train.clipnorm must be > 0, got {config.train.clipnorm}")
     if config.runtime.cpu_devices is not None and config.runtime.cpu_devices <= 0:
         raise ConfigError(f"runtime.cpu_devices must be a positive integer, got {config.runtime.cpu_devices}")
+    if config.train.decay not in DECAYS:
+        raise ConfigError(f"train.decay must be one of {', '.join(DECAYS)}, got {config.train.decay!r}")
     if not 0 <= config.train.warmup_fraction < 1:
         raise ConfigError(f"train.warmup_fraction must be in [0, 1), got {config.train.warmup_fraction}")
 

@@ -128,20 +128,46 @@ def build_model(config, task: Task) -> keras.Model:
     return model
 
 
-def create_optimizer(config, model, total_steps) -> keras.optimizers.Optimizer:
-    """AdamW with BERT's schedule: linear warmup to the peak rate, then cosine decay to 0.
+@keras.saving.register_keras_serializable(package="zoo")
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+    """Rises linearly from 0 to `decay(0)` over `warmup_steps`, then follows `decay(step - warmup_steps)`.
 
-    Under mixed_float16 it is wrapped in a LossScaleOptimizer, so small float16 gradients do not
-    underflow; bfloat16 has float32's range and needs no loss scaling.
+    The warmup of BERT's recipe in front of any Keras decay schedule (Model Garden's pattern).
+    """
+
+    def __init__(self, decay, warmup_steps):
+        self.decay = decay
+        self.warmup_steps = warmup_steps
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        warmup_steps = keras.ops.cast(self.warmup_steps, "float32")
+        warming = self.decay(0) * step / keras.ops.maximum(warmup_steps, 1.0)
+        return keras.ops.where(step < warmup_steps, warming, self.decay(keras.ops.maximum(step - warmup_steps, 0.0)))
+
+    def get_config(self):
+        return {"decay": keras.optimizers.schedules.serialize(self.decay), "warmup_steps": self.warmup_steps}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(keras.optimizers.schedules.deserialize(config["decay"]), config["warmup_steps"])
+
+
+def create_optimizer(config, model, total_steps) -> keras.optimizers.Optimizer:
+    """AdamW with BERT's schedule: linear warmup to the peak rate, then cosine or linear decay to 0.
+
+    Biases and normalization scales are exempt from weight decay. Under mixed_float16 it is wrapped
+    in a LossScaleOptimizer, so small float16 gradients do not underflow; bfloat16 has float32's
+    range and needs no loss scaling.
     """
     train_config = config.train
     warmup_steps = int(train_config.warmup_fraction * total_steps)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0,
-        decay_steps=max(1, total_steps - warmup_steps),
-        warmup_target=train_config.learning_rate,
-        warmup_steps=warmup_steps,
-    )
+    decay_steps = max(1, total_steps - warmup_steps)
+    if train_config.decay == "cosine":
+        decay = keras.optimizers.schedules.CosineDecay(train_config.learning_rate, decay_steps)
+    else:
+        decay = keras.optimizers.schedules.PolynomialDecay(train_config.learning_rate, decay_steps, 0.0, power=1.0)
+    schedule = LinearWarmup(decay, warmup_steps)
     optimizer = keras.optimizers.AdamW(
         learning_rate=schedule, weight_decay=train_config.weight_decay, global_clipnorm=train_config.clipnorm
     )

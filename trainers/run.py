@@ -48,6 +48,7 @@ flags.DEFINE_integer("steps_per_epoch", None, "Overrides train.steps_per_epoch (
 flags.DEFINE_integer("batch_size", None, "Overrides train.batch_size (global, over all replicas).")
 flags.DEFINE_float("learning_rate", None, "Overrides train.learning_rate (peak, after warmup).")
 flags.DEFINE_integer("steps_per_loop", None, "Overrides train.steps_per_loop (steps per tf.function call).")
+flags.DEFINE_alias("steps_per_execution", "steps_per_loop")
 flags.DEFINE_integer("sequence_length", None, "Overrides data.sequence_length (text models).")
 flags.DEFINE_integer("checkpoint_every_steps", None, "Overrides train.checkpoint_every_steps.")
 flags.DEFINE_float("clipnorm", None, "Overrides train.clipnorm (global gradient norm clipping).")

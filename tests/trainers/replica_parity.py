@@ -11,17 +11,14 @@ import pathlib
 import sys
 import tempfile
 
+import numpy as np
 import tensorflow as tf
 
-CPU = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(CPU, [tf.config.LogicalDeviceConfiguration()] * 2)
-
-import numpy as np  # noqa: E402
-
-import zoo  # noqa: E402
-from trainers.config import config_from_dict  # noqa: E402
-from trainers.experiment import create_optimizer  # noqa: E402
-from trainers.trainer import Trainer  # noqa: E402
+import zoo
+from trainers.config import config_from_dict
+from trainers.experiment import create_optimizer
+from trainers.strategy import split_cpu
+from trainers.trainer import Trainer
 
 GLOBAL_BATCH, STEPS = 8, 6
 TINY = {
@@ -92,4 +89,5 @@ def main(names):
 
 
 if __name__ == "__main__":
+    split_cpu(2)  # Before TensorFlow starts; importing this module (as the test does) leaves devices alone.
     main(sys.argv[1:] or zoo.list_models())
