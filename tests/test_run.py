@@ -232,13 +232,17 @@ def test_mixed_precision_trains_and_exports_float32_probabilities(model_name, po
     assert f"mixed_precision: {policy}" in (tmp_path / "run" / "config.yaml").read_text()
 
 
-def test_flagfile_and_one_device_strategy(data_dir, tmp_path):
+def test_flagfile_one_device_strategy_and_override_precedence(data_dir, tmp_path):
     flagfile = tmp_path / "run.flags"
     flagfile.write_text(
         "--model=cnn\n--strategy=one_device\n--epochs=1\n--steps_per_execution=2\n--steps_per_epoch=2\n"
+        "--params_override=train.epochs=3,train.batch_size=16\n"
         f"--model_dir={tmp_path / 'run'}\n--export_dir={tmp_path / 'exports'}\n--data_dir={data_dir}\n"
     )
     result = run_trainer(f"--flagfile={flagfile}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Strategy: OneDeviceStrategy with 1 replica(s)" in result.stdout
-    assert "steps_per_loop: 2" in (tmp_path / "run" / "config.yaml").read_text()
+    resolved = (tmp_path / "run" / "config.yaml").read_text()
+    assert "steps_per_loop: 2" in resolved
+    # A direct flag (--epochs=1) wins over --params_override, which wins over the YAML (batch 32).
+    assert "  epochs: 1\n" in resolved and "  batch_size: 16\n" in resolved
