@@ -116,6 +116,23 @@ class BertEncoder(keras.Model):
             "pooled_output": self.pooled_dense(x[:, 0, :]),  # [batch, hidden], from [CLS]
         }
 
+    def load_keras_hub_weights(self, backbone):
+        """Copies the weights of a `keras_hub.models.BertBackbone` of the same sizes into this encoder.
+
+        Layer by layer: both stack the same sublayers in the same order (see the class docstring),
+        so e.g. `keras_hub.models.BertBackbone.from_preset(path)` weights serve in a zoo BERT.
+        """
+        pairs = [
+            (self.token_embedding, backbone.token_embedding),
+            (self.position_embedding, backbone.position_embedding),
+            (self.segment_embedding, backbone.segment_embedding),
+            (self.embeddings_layer_norm, backbone.embeddings_layer_norm),
+            *zip(self.encoder_blocks, backbone.transformer_layers, strict=True),
+            (self.pooled_dense, backbone.pooled_dense),
+        ]
+        for ours, theirs in pairs:
+            ours.set_weights(theirs.get_weights())
+
     def get_config(self):
         return {
             **super().get_config(),
