@@ -42,7 +42,7 @@ def test_mirrored_over_two_cpus_gives_the_default_loss_curve(loss_curves, name):
     np.testing.assert_allclose(mirrored, default, rtol=1e-4, atol=1e-5)
 
 
-def _trainer(name, jit_compile, weights=None):
+def _trainer(name, jit_compile, model_dir, weights=None):
     config = config_from_dict({"model": {"name": name}, "train": {"learning_rate": 1e-3, "warmup_fraction": 0.0}})
     inputs, _ = examples(name)
     model = zoo.build(name, dropout=0.0, **TINY[name])
@@ -51,17 +51,17 @@ def _trainer(name, jit_compile, weights=None):
         model.set_weights(weights)
     optimizer = create_optimizer(config, model, total_steps=4)
     strategy = tf.distribute.get_strategy()
-    return Trainer(strategy=strategy, model=model, optimizer=optimizer, model_dir="unused", steps_per_loop=1,
+    return Trainer(strategy=strategy, model=model, optimizer=optimizer, model_dir=model_dir, steps_per_loop=1,
                    jit_compile=jit_compile)
 
 
 @pytest.mark.parametrize("name", zoo.list_models())
-def test_every_train_step_compiles_with_xla_and_computes_the_same_loss(name):
+def test_every_train_step_compiles_with_xla_and_computes_the_same_loss(name, tmp_path):
     """XLA on CPU stands in for TPU compatibility: static shapes, no Python-side data dependence."""
     inputs, labels = examples(name)
     batch = tf.nest.map_structure(lambda values: tf.constant(values[:8]), (inputs, tf.constant(labels[:8])))
-    plain = _trainer(name, jit_compile=False)
-    compiled = _trainer(name, jit_compile=True, weights=plain.model.get_weights())
+    plain = _trainer(name, jit_compile=False, model_dir=tmp_path / "plain")
+    compiled = _trainer(name, jit_compile=True, model_dir=tmp_path / "compiled", weights=plain.model.get_weights())
     hlo = compiled._compute_gradients.experimental_get_compiler_ir(*batch)(stage="hlo")
     assert "HloModule" in hlo
     plain_loss = plain._train_step(batch)["loss_sum"]
