@@ -19,7 +19,7 @@ import urllib.parse
 
 import tensorflow_datasets as tfds
 
-from zoo.data import offline
+from zoo.data import local, offline
 from zoo.registry import ConfigError
 
 
@@ -56,10 +56,14 @@ _DATASETS = {
         DatasetSpec("mnist", "image", "image", "label"),
         DatasetSpec("imdb_reviews", "text", "text", "label"),
         DatasetSpec("glue/sst2", "text", "sentence", "label", eval_split="validation"),
+        # Real data from local files (zoo.data.local): developer and CI machines only.
+        DatasetSpec("mnist_local", "image", "image", "label"),
+        DatasetSpec("sst2_local", "text", "sentence", "label", eval_split="validation"),
     ]
 }
-# Built by `zoo.data.offline` from installed packages: never need a network.
-_PROJECT_DATASETS = {offline.ZooDigits.name, offline.ZooSentiment.name}
+# Built by `zoo.data.offline` from installed packages, or by `zoo.data.local` from local files:
+# never need a network.
+_PROJECT_DATASETS = {offline.ZooDigits.name, offline.ZooSentiment.name, local.MnistLocal.name, local.Sst2Local.name}
 # The dataset of each modality that works without a network: what errors tell users to try.
 OFFLINE_DEFAULTS = {"image": offline.ZooDigits.name, "text": offline.ZooSentiment.name}
 # How long the check that a download host answers may take, in seconds.

@@ -1,0 +1,167 @@
+"""What every benchmark shares: the machine's description, timing, result files, BENCHMARKS.md.
+
+Timing follows shared/FINDINGS.md section 11: absolute speeds on a shared 2-core machine drift
+between runs, so a comparison is measured in one process, per step (never whole `fit` calls), in
+blocks that alternate between the two sides, and reported as medians and their ratio.
+"""
+
+import datetime
+import importlib.metadata
+import json
+import os
+import pathlib
+import platform
+import re
+import statistics
+import sys
+import time
+
+REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPOSITORY / "benchmarks" / "results"
+BENCHMARKS_MD = REPOSITORY / "BENCHMARKS.md"
+PACKAGES = ["tensorflow", "keras", "keras-hub", "tensorflow-text", "tensorflow-datasets", "numpy"]
+
+
+def machine() -> dict:
+    """CPU model, cores this process may use, vector extensions, memory and load at the start."""
+    cpuinfo = pathlib.Path("/proc/cpuinfo").read_text() if pathlib.Path("/proc/cpuinfo").exists() else ""
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+    flags = re.search(r"^flags\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+    flags = set(flags.group(1).split()) if flags else set()
+    meminfo = pathlib.Path("/proc/meminfo")
+    memory = re.search(r"MemTotal:\s*(\d+) kB", meminfo.read_text()) if meminfo.exists() else None
+    return {
+        "cpu": model.group(1).strip() if model else platform.processor() or platform.machine(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "vector_extensions": sorted(flags & {"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}),
+        "memory_gib": round(int(memory.group(1)) / 2**20, 1) if memory else None,
+        "load_average_at_start": [round(value, 2) for value in os.getloadavg()],
+        "gpu": "none",
+    }
+
+
+def versions() -> dict:
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def command_line() -> str:
+    """How this benchmark was started, as a user would type it."""
+    module = sys.modules["__main__"].__spec__.name if getattr(sys.modules["__main__"], "__spec__", None) else sys.argv[0]
+    return " ".join(["python -m", module, *sys.argv[1:]])
+
+
+def new_document(name, **fields) -> dict:
+    return {
+        "benchmark": name,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command_line(),
+        "machine": machine(),
+        "versions": versions(),
+        **fields,
+    }
+
+
+def save_result(document) -> pathlib.Path:
+    """Writes `benchmarks/results/<benchmark>/<UTC timestamp>.json`."""
+    directory = RESULTS_DIR / document["benchmark"]
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = document["date"].replace(":", "").replace("-", "").replace("+0000", "Z")
+    path = directory / f"{stamp}.json"
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
+def environment_line(document) -> str:
+    """One line saying when, where and with what a result was measured."""
+    machine_info, found = document["machine"], document["versions"]
+    packages = ", ".join(f"{name} {version}" for name, version in found.items() if version)
+    load = " / ".join(f"{value:g}" for value in machine_info["load_average_at_start"])
+    return (
+        f"Measured {document['date'][:16].replace('T', ' ')} UTC on {machine_info['cpu']}, "
+        f"{machine_info['cores']} cores ({', '.join(machine_info['vector_extensions']) or 'no AVX2'}), "
+        f"{machine_info['memory_gib']} GiB, no GPU; load average at start {load}. {packages}. "
+        f"Command: `{document['command']}`."
+    )
+
+
+def write_section(name, markdown):
+    """Replaces BENCHMARKS.md's section between `<!-- BEGIN name -->` and `<!-- END name -->`.
+
+    The text around the sections (written by hand) is kept; a missing section is appended.
+    """
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
+    block = f"{begin}\n{markdown.strip()}\n{end}"
+    if begin in text and end in text:
+        start, stop = text.index(begin), text.index(end) + len(end)
+        text = text[:start] + block + text[stop:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    BENCHMARKS_MD.write_text(text)
+
+
+def markdown_table(header, rows) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def percentile(values, fraction):
+    """The `fraction` quantile (0..1) by linear interpolation, as numpy's default."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * fraction
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def alternating_blocks(sides, *, blocks, calls_per_block):
+    """Times `sides` (name -> callable doing one synchronous call) in alternating blocks.
+
+    Block b runs `calls_per_block` calls of every side, in the listed order for even b and in
+    reverse for odd b, so a slow spell of the shared machine hits both sides alike.
+
+    Returns:
+        name -> list of seconds, one per call.
+    """
+    names = list(sides)
+    times = {name: [] for name in names}
+    for block in range(blocks):
+        for name in names if block % 2 == 0 else reversed(names):
+            for _ in range(calls_per_block):
+                started = time.perf_counter()
+                sides[name]()
+                times[name].append(time.perf_counter() - started)
+    return times
+
+
+def matmul_gflops(size=2048, repeats=8) -> float:
+    """The machine's fp32 matmul rate: median GFLOP/s of `tf.matmul` on [size, size] operands."""
+    import tensorflow as tf
+
+    a = tf.random.stateless_normal([size, size], seed=[1, 2])
+    b = tf.random.stateless_normal([size, size], seed=[3, 4])
+    matmul = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))  # The sum makes it synchronous.
+    for _ in range(3):  # Tracing, thread pool start-up, clock ramp-up.
+        matmul(a, b).numpy()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        matmul(a, b).numpy()
+        seconds.append(time.perf_counter() - started)
+    return 2 * size**3 / median(seconds) / 1e9
+
+
+def quiet_tensorflow():
+    """Hides TensorFlow's C++ info logs; call before importing it."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
