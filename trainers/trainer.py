@@ -133,10 +133,14 @@ class Trainer:
 
     # ---------------------------------------------------------------- one replica's step
     def _gradients(self, inputs, labels):
-        """Forward and backward pass: logits [batch, classes], per-example loss [batch], gradients."""
+        """Forward and backward pass: logits [batch, classes], per-example loss [batch], gradients.
+
+        Rows labelled `PADDING_LABEL` (filler that keeps a batch's shape static) weigh zero.
+        """
         with tf.GradientTape() as tape:
             logits = self.model(inputs, training=True)
-            per_example_loss = self._loss(labels, logits)
+            real = tf.cast(labels != PADDING_LABEL, logits.dtype)
+            per_example_loss = self._loss(tf.maximum(labels, 0), logits) * real
             # Averaged over the GLOBAL batch, so that summing gradients over replicas is the mean.
             loss = tf.nn.compute_average_loss(per_example_loss)
             if self.model.losses:
@@ -150,10 +154,11 @@ class Trainer:
         logits, per_example_loss, gradients = self._compute_gradients(inputs, labels)
         self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
         predictions = tf.argmax(logits, axis=-1, output_type=labels.dtype)
+        real = labels != PADDING_LABEL
         return {
             "loss_sum": tf.reduce_sum(tf.cast(per_example_loss, tf.float32)),
-            "correct": tf.reduce_sum(tf.cast(predictions == labels, tf.float32)),
-            "count": tf.cast(tf.shape(labels)[0], tf.float32),
+            "correct": tf.reduce_sum(tf.cast(real & (predictions == labels), tf.float32)),
+            "count": tf.reduce_sum(tf.cast(real, tf.float32)),
         }
 
     def _eval_step(self, batch):

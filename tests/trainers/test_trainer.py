@@ -8,6 +8,7 @@ import zoo
 from trainers.trainer import Trainer, TrainingDivergedError, checkpointable_weights
 from trainers.config import config_from_dict
 from trainers.experiment import create_optimizer
+from zoo.data.pipeline import PADDING_LABEL
 
 BERT = dict(vocabulary_size=40, hidden_dim=32, num_heads=2, intermediate_dim=64, max_sequence_length=16)
 
@@ -62,6 +63,22 @@ def test_training_lowers_the_loss_and_restore_brings_back_the_trained_weights(tm
     for trained, restored in zip(trainer.model.weights, fresh.model.weights):
         np.testing.assert_array_equal(trained.numpy(), restored.numpy())
     assert fresh.evaluate(_input_fn(repeat=False))["loss"] == pytest.approx(after["loss"], abs=1e-6)
+
+
+def test_rows_labelled_padding_weigh_nothing_in_training(tmp_path):
+    """Filler rows (label -1) that keep a batch's shape static add no loss, no gradient, no count."""
+    trainer = _trainer(tmp_path)
+    trainer.model = zoo.build("bert", **BERT, dropout=0.0)
+    inputs, labels = _bert_batch(8)
+    trainer.model(inputs)
+    padded_labels = np.where(np.arange(8) < 5, labels, PADDING_LABEL).astype(np.int32)
+    _, padded_loss, padded_gradients = trainer._gradients(inputs, padded_labels)
+    real_inputs = {key: value[:5] for key, value in inputs.items()}
+    _, real_loss, real_gradients = trainer._gradients(real_inputs, labels[:5])
+    np.testing.assert_allclose(padded_loss.numpy()[:5], real_loss.numpy(), atol=1e-6)
+    np.testing.assert_array_equal(padded_loss.numpy()[5:], 0.0)
+    for padded, real in zip(padded_gradients, real_gradients):  # The mean is over all 8 rows.
+        np.testing.assert_allclose(tf.convert_to_tensor(padded) * 8 / 5, tf.convert_to_tensor(real), atol=1e-6)
 
 
 def test_nan_loss_stops_with_a_clear_error_naming_the_kept_checkpoint(tmp_path):
