@@ -106,6 +106,28 @@ def write_section(name, markdown):
     BENCHMARKS_MD.write_text(text)
 
 
+def add_markdown_from_flag(parser):
+    parser.add_argument(
+        "--markdown_from", default=None, metavar="JSON",
+        help="measure nothing: rewrite this benchmark's BENCHMARKS.md section from a saved result "
+        "(a path, or 'latest' for the newest file in benchmarks/results/<name>/)",
+    )
+
+
+def markdown_from(name, markdown, source):
+    """Rewrites BENCHMARKS.md's section `name` from a saved result JSON (`latest`: the newest one)."""
+    if source == "latest":
+        saved = sorted((RESULTS_DIR / name).glob("*.json"))
+        if not saved:
+            raise SystemExit(f"no saved result in {RESULTS_DIR / name}")
+        source = saved[-1]
+    document = json.loads(pathlib.Path(source).read_text())
+    if document.get("benchmark") != name:
+        raise SystemExit(f"{source} is a {document.get('benchmark')!r} result, not {name!r}")
+    write_section(name, markdown(document))
+    print(f"Updated {BENCHMARKS_MD} from {source}")
+
+
 def markdown_table(header, rows) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
@@ -128,8 +150,9 @@ def percentile(values, fraction):
 def alternating_blocks(sides, *, blocks, calls_per_block):
     """Times `sides` (name -> callable doing one synchronous call) in alternating blocks.
 
-    Block b runs `calls_per_block` calls of every side, in the listed order for even b and in
-    reverse for odd b, so a slow spell of the shared machine hits both sides alike.
+    Block b runs `calls_per_block` calls of every side (an int, or a dict name -> int), in the
+    listed order for even b and in reverse for odd b, so a slow spell of the shared machine hits
+    both sides alike.
 
     Returns:
         name -> list of seconds, one per call.
@@ -138,7 +161,8 @@ def alternating_blocks(sides, *, blocks, calls_per_block):
     times = {name: [] for name in names}
     for block in range(blocks):
         for name in names if block % 2 == 0 else reversed(names):
-            for _ in range(calls_per_block):
+            count = calls_per_block[name] if isinstance(calls_per_block, dict) else calls_per_block
+            for _ in range(count):
                 started = time.perf_counter()
                 sides[name]()
                 times[name].append(time.perf_counter() - started)

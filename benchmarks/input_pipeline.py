@@ -193,7 +193,10 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="time at most 300 batches of each first epoch")
     parser.add_argument("--no_local", action="store_true", help="only the offline datasets")
     parser.add_argument("--no_markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
+    common.add_markdown_from_flag(parser)
     args = parser.parse_args(argv)
+    if args.markdown_from:
+        return common.markdown_from(NAME, markdown, args.markdown_from)
     args.max_first_epoch_batches = 300 if args.quick else 10**9
     args.later_batches = 300 if args.quick else 2000
     args.model_calls = 3

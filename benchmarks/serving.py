@@ -243,7 +243,10 @@ def main(argv=None):
     parser.add_argument("--no_local", action="store_true", help="only the offline configs")
     parser.add_argument("--quick", action="store_true", help="50 calls per batch size instead of 200")
     parser.add_argument("--no_markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
+    common.add_markdown_from_flag(parser)
     args = parser.parse_args(argv)
+    if args.markdown_from:
+        return common.markdown_from(NAME, markdown, args.markdown_from)
     args.calls = 50 if args.quick else 200
     args.warmup = 5
     logging.set_verbosity(logging.WARNING)

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.data.pipeline import PADDING_LABEL
+from trainers.objectives import Classification
 from zoo.registry import ConfigError
 
 
@@ -34,44 +34,6 @@ def write_json_atomically(path, document):
     os.replace(temporary, path)
 
 
-def classification_metrics(labels, probabilities):
-    """Loss, accuracy, macro precision / recall / F1, and ROC-AUC for two classes.
-
-    Args:
-        labels: int array [num_examples].
-        probabilities: float array [num_examples, num_classes] (softmax of the logits).
-    """
-    labels = np.asarray(labels, dtype=np.int64)
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    num_classes = probabilities.shape[-1]
-    predictions = probabilities.argmax(axis=-1)
-    # confusion[true, predicted]
-    confusion = np.zeros([num_classes, num_classes], np.float64)
-    np.add.at(confusion, (labels, predictions), 1.0)
-    true_positives = np.diag(confusion)
-    predicted = confusion.sum(axis=0)
-    actual = confusion.sum(axis=1)
-    precision = np.divide(true_positives, predicted, out=np.zeros(num_classes), where=predicted > 0)
-    recall = np.divide(true_positives, actual, out=np.zeros(num_classes), where=actual > 0)
-    f1_denominator = precision + recall
-    f1 = np.divide(2 * precision * recall, f1_denominator, out=np.zeros(num_classes), where=f1_denominator > 0)
-    present = actual > 0  # Macro averages over the classes that occur in the labels.
-    label_probabilities = probabilities[np.arange(len(labels)), labels]
-    metrics = {
-        "loss": float(-np.log(np.maximum(label_probabilities, 1e-12)).mean()),
-        "accuracy": float(true_positives.sum() / len(labels)),
-        "precision": float(precision[present].mean()),
-        "recall": float(recall[present].mean()),
-        "f1": float(f1[present].mean()),
-        "num_examples": int(len(labels)),
-    }
-    if num_classes == 2:
-        auc = keras.metrics.AUC(num_thresholds=1000)
-        auc.update_state(labels, probabilities[:, 1])
-        metrics["auc"] = float(auc.result())
-    return metrics
-
-
 def checkpointable_weights(model) -> tf.train.Checkpoint:
     """A checkpointable view of all of `model`'s weights, in creation order.
 
@@ -84,11 +46,12 @@ def checkpointable_weights(model) -> tf.train.Checkpoint:
 
 
 class Trainer:
-    """Trains and evaluates a classifier under a tf.distribute strategy.
+    """Trains and evaluates a model under a tf.distribute strategy, for one objective.
 
     Args:
         strategy: tf.distribute.Strategy. The model and optimizer must have been built in its scope.
-        model: keras.Model. Maps a batch of inputs to logits [batch, num_classes].
+        model: keras.Model. Maps a batch of inputs to the outputs `objective` reads (a
+            classifier's logits [batch, num_classes]).
         optimizer: keras.optimizers.Optimizer (a LossScaleOptimizer under mixed_float16).
         model_dir: str or Path. Checkpoints and TensorBoard logs go here.
         steps_per_loop: int. Train steps per `tf.function` call.
@@ -97,16 +60,27 @@ class Trainer:
         jit_compile: bool. Compile each replica's forward and backward pass with XLA. The gradient
             update stays outside XLA: compiling `strategy.run` as a whole fails under
             MirroredStrategy (keras-team/keras#19005, shared/FINDINGS.md section 1).
+        objective: a `trainers.objectives` objective (default: `Classification()`).
     """
 
     def __init__(
-        self, *, strategy, model, optimizer, model_dir, steps_per_loop, jit_compile=False, checkpoint_every_steps=None
+        self,
+        *,
+        strategy,
+        model,
+        optimizer,
+        model_dir,
+        steps_per_loop,
+        jit_compile=False,
+        checkpoint_every_steps=None,
+        objective=None,
     ):
         self.strategy = strategy
         self.model = model
         self.optimizer = optimizer
         self.model_dir = pathlib.Path(model_dir)
         self.steps_per_loop = steps_per_loop
+        self.objective = objective or Classification()
         self._compute_gradients = (
             tf.function(self._gradients, jit_compile=True) if jit_compile else self._gradients
         )
@@ -127,51 +101,38 @@ class Trainer:
         self._best_manager = tf.train.CheckpointManager(
             tf.train.Checkpoint(model=model_weights, global_step=self.global_step), str(self.model_dir / "best"), max_to_keep=1
         )
-        self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
         self._train_writer = tf.summary.create_file_writer(str(self.model_dir / "train"))
         self._eval_writer = tf.summary.create_file_writer(str(self.model_dir / "eval"))
 
     # ---------------------------------------------------------------- one replica's step
     def _gradients(self, inputs, labels):
-        """Forward and backward pass: logits [batch, classes], per-example loss [batch], gradients.
-
-        Rows labelled `PADDING_LABEL` (filler that keeps a batch's shape static) weigh zero.
-        """
+        """Forward and backward pass: the outputs, the per-example loss [batch], the gradients."""
         with tf.GradientTape() as tape:
-            logits = self.model(inputs, training=True)
-            real = tf.cast(labels != PADDING_LABEL, logits.dtype)
-            per_example_loss = self._loss(tf.maximum(labels, 0), logits) * real
+            outputs = self.model(inputs, training=True)
+            per_example_loss = self.objective.per_example_loss(labels, outputs)
             # Averaged over the GLOBAL batch, so that summing gradients over replicas is the mean.
             loss = tf.nn.compute_average_loss(per_example_loss)
             if self.model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
             # Multiplied by the loss scale under mixed_float16; the optimizer divides it out again.
             scaled_loss = self.optimizer.scale_loss(loss)
-        return logits, per_example_loss, tape.gradient(scaled_loss, self.model.trainable_variables)
+        return outputs, per_example_loss, tape.gradient(scaled_loss, self.model.trainable_variables)
 
     def _train_step(self, batch):
         inputs, labels = batch
-        logits, per_example_loss, gradients = self._compute_gradients(inputs, labels)
+        outputs, per_example_loss, gradients = self._compute_gradients(inputs, labels)
         self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
-        predictions = tf.argmax(logits, axis=-1, output_type=labels.dtype)
-        real = labels != PADDING_LABEL
-        return {
-            "loss_sum": tf.reduce_sum(tf.cast(per_example_loss, tf.float32)),
-            "correct": tf.reduce_sum(tf.cast(real & (predictions == labels), tf.float32)),
-            "count": tf.reduce_sum(tf.cast(real, tf.float32)),
-        }
+        return self.objective.step_sums(labels, outputs, per_example_loss)
 
     def _eval_step(self, batch):
         inputs, labels = batch
-        probabilities = tf.nn.softmax(tf.cast(self.model(inputs, training=False), tf.float32), axis=-1)
-        real = labels != PADDING_LABEL  # Drops the rows that only pad the last step.
-        return {"labels": labels[real], "probabilities": probabilities[real]}
+        return self.objective.eval_values(labels, self.model(inputs, training=False))
 
     # ---------------------------------------------------------------- K steps per host call
     @tf.function
     def _train_loop(self, iterator, num_steps):
-        """Runs `num_steps` train steps; returns the sums of loss, correct and count over them."""
-        totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
+        """Runs `num_steps` train steps; returns the objective's SUMS over them."""
+        totals = {name: 0.0 for name in self.objective.SUMS}
         for _ in tf.range(num_steps):
             per_replica = self.strategy.run(self._train_step, args=(next(iterator),))
             sums = {
@@ -187,7 +148,7 @@ class Trainer:
         return self.strategy.run(self._eval_step, args=(batch,))
 
     def _local_eval_results(self, batch):
-        """Labels and probabilities of this worker's replicas for `batch`, concatenated (no collective)."""
+        """The objective's eval values of this worker's replicas for `batch`, concatenated (no collective)."""
         per_replica = self._eval_batch(batch)
         return {
             key: np.concatenate([value.numpy() for value in self.strategy.experimental_local_results(values)])
@@ -205,7 +166,7 @@ class Trainer:
             after_epoch: optional `fn(epoch)` called after each epoch's checkpoint (e.g. evaluate).
 
         Returns:
-            The training loss and accuracy of the last epoch (dict).
+            The objective's training metrics (RATIOS) over the last epoch (dict).
         """
         iterator = iter(self.strategy.distribute_datasets_from_function(train_input_fn))
         self._checkpoint.data_iterator = iterator  # Resuming continues where the data left off.
@@ -225,9 +186,9 @@ class Trainer:
         while (step := int(self.global_step.numpy())) < total_steps:
             epoch = step // steps_per_epoch
             print(f"Epoch {epoch + 1}/{epochs}")
-            progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss", "accuracy"])
+            progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=list(self.objective.RATIOS))
             epoch_end = (epoch + 1) * steps_per_epoch
-            epoch_sums = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
+            epoch_sums = {name: 0.0 for name in self.objective.SUMS}
             while step < epoch_end:
                 num_steps = min(self.steps_per_loop, epoch_end - step)
                 sums = {key: float(value) for key, value in train_loop(iterator, tf.constant(num_steps)).items()}
@@ -238,14 +199,11 @@ class Trainer:
                     )
                 step += num_steps
                 epoch_sums = {key: epoch_sums[key] + sums[key] for key in epoch_sums}
-                epoch_metrics = {
-                    "loss": epoch_sums["loss_sum"] / epoch_sums["count"],
-                    "accuracy": epoch_sums["correct"] / epoch_sums["count"],
-                }
+                epoch_metrics = self._ratios(epoch_sums)
                 progress.update(step - epoch * steps_per_epoch, list(epoch_metrics.items()))
                 with self._train_writer.as_default(step=step):
-                    tf.summary.scalar("loss", sums["loss_sum"] / sums["count"])
-                    tf.summary.scalar("accuracy", sums["correct"] / sums["count"])
+                    for name, value in self._ratios(sums).items():
+                        tf.summary.scalar(name, value)
                     tf.summary.scalar("learning_rate", float(self.optimizer.learning_rate))
                 if manager.checkpoint_interval and step < epoch_end:
                     manager.save(checkpoint_number=self.global_step, check_interval=True)
@@ -253,6 +211,9 @@ class Trainer:
             if after_epoch is not None:
                 after_epoch(epoch)
         return epoch_metrics
+
+    def _ratios(self, sums):
+        return {metric: sums[top] / max(sums[bottom], 1.0) for metric, (top, bottom) in self.objective.RATIOS.items()}
 
     def restore(self, best=False):
         """Loads the latest checkpoint (or, with `best`, the best one if any) for eval or export.
@@ -266,8 +227,9 @@ class Trainer:
         manager.checkpoint.restore(manager.latest_checkpoint).expect_partial()
         return manager.latest_checkpoint
 
-    def save_if_best(self, metrics, metric="accuracy"):
-        """Keeps the current weights in `model_dir/best` when `metric` beats every earlier eval."""
+    def save_if_best(self, metrics):
+        """Keeps the current weights in `model_dir/best` when the objective's best_metric beats every earlier eval."""
+        metric = self.objective.best_metric
         best_path = self.model_dir / "best" / "metrics.json"
         best = json.loads(best_path.read_text())[metric] if best_path.is_file() else -math.inf
         if metrics[metric] > best:
@@ -275,15 +237,12 @@ class Trainer:
             write_json_atomically(best_path, dict(metrics, global_step=int(self.global_step.numpy())))
 
     def evaluate(self, eval_input_fn):
-        """Metrics of `classification_metrics` over one pass of the eval data, also to TensorBoard."""
+        """The objective's eval metrics over one pass of the eval data, also to TensorBoard."""
         dataset = self.strategy.distribute_datasets_from_function(eval_input_fn)
         batches = [self._local_eval_results(batch) for batch in dataset]
         if not batches:
             raise ConfigError("the eval split is empty; choose another dataset or split")
-        metrics = classification_metrics(
-            np.concatenate([batch["labels"] for batch in batches]),
-            np.concatenate([batch["probabilities"] for batch in batches]),
-        )
+        metrics = self.objective.eval_metrics({key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]})
         with self._eval_writer.as_default(step=int(self.global_step.numpy())):
             for name, value in metrics.items():
                 if name != "num_examples":

@@ -24,7 +24,11 @@ def _command(tmp_path, name):
 
 
 def _checkpoint_steps(model_dir):
-    return sorted(int(path.name[len("ckpt-"):-len(".index")]) for path in (model_dir / "checkpoints").glob("ckpt-*.index"))
+    """Steps of the checkpoints the manager's state file names: written only after a save completes."""
+    state = model_dir / "checkpoints" / "checkpoint"
+    if not state.is_file():
+        return []
+    return sorted({int(line.split('"ckpt-')[1].rstrip('"')) for line in state.read_text().splitlines() if '"ckpt-' in line})
 
 
 def test_sigkilled_run_resumes_and_matches_an_unkilled_run(tmp_path):
