@@ -8,7 +8,10 @@ from zoo.registry import ConfigError
 
 
 def test_list_models_names_every_family_and_filters_by_pattern():
-    assert zoo.list_models() == ["bert", "cnn", "gru", "lstm", "transformer"]
+    assert zoo.list_models() == [
+        "bert", "bert_base", "bert_medium", "bert_mini", "bert_small", "bert_tiny", "cnn", "gru", "lstm", "transformer"
+    ]
+    assert zoo.list_models("bert_*") == ["bert_base", "bert_medium", "bert_mini", "bert_small", "bert_tiny"]
     assert zoo.list_models("*ru") == ["gru"]
     assert zoo.list_models("nothing*") == []
 

@@ -107,10 +107,28 @@ def test_vocabulary_from_file_and_size(vocabulary, tmp_path):
 
 
 def test_bad_arguments_are_rejected(vocabulary):
-    with pytest.raises(ValueError, match="must start with"):
+    with pytest.raises(ValueError, match=r"must hold .* with \[PAD\] first; it lacks \['\[CLS\]'"):
         TextPreprocessor(["a", "[UNK]", "[PAD]"], sequence_length=4)
+    with pytest.raises(ValueError, match=r"starts with \['\[UNK\]'"):
+        TextPreprocessor(["[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"], sequence_length=4)
     with pytest.raises(ValueError, match="output_format"):
         TextPreprocessor(vocabulary, sequence_length=4, output_format="gpt")
+
+
+def test_a_bert_vocabulary_with_special_tokens_elsewhere_tokenizes_as_keras_hubs_bert_tokenizer():
+    """BERT's own layout: [PAD] 0, [unused..], [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103."""
+    import keras_hub
+
+    words = ["the", "movie", "was", "great", "##ly", "fun", "!", "a"]
+    vocabulary = ["[PAD]"] + [f"[unused{index}]" for index in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
+    texts = tf.constant(["The movie was greatly FUN!", "a zebra"])
+    ours = TextPreprocessor(vocabulary, sequence_length=10, output_format="bert")(texts)
+    theirs = keras_hub.models.BertTextClassifierPreprocessor(
+        keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True), sequence_length=10
+    )(texts)
+    for key in ("token_ids", "segment_ids", "padding_mask"):
+        np.testing.assert_array_equal(np.asarray(ours[key]), np.asarray(theirs[key], dtype=np.int32))
+    assert list(np.asarray(ours["token_ids"])[1, :4]) == [101, 111, 100, 102]  # [CLS] a [UNK] [SEP]
 
 
 @pytest.mark.parametrize("output_format", ["token_ids", "bert"])

@@ -38,7 +38,10 @@ def sample_inputs(name, batch=3):
     return text_inputs(name, token_ids)
 
 
-@pytest.mark.parametrize("name", zoo.list_models())
+FAMILIES = [name for name in zoo.list_models() if not name.startswith("bert_")]  # bert_* are sizes of bert.
+
+
+@pytest.mark.parametrize("name", FAMILIES)
 def test_outputs_are_float32_logits_of_shape_batch_by_classes(name):
     model = zoo.build(name, num_classes=5, **TINY[name])
     logits = model(sample_inputs(name))
@@ -63,7 +66,7 @@ def test_bert_ignores_token_ids_where_the_padding_mask_is_zero():
     np.testing.assert_allclose(model(inputs), model(altered), atol=1e-5)
 
 
-@pytest.mark.parametrize("name", zoo.list_models())
+@pytest.mark.parametrize("name", FAMILIES)
 def test_keras_file_round_trip_gives_identical_outputs(name, tmp_path):
     model = zoo.build(name, **TINY[name])
     inputs = sample_inputs(name)
@@ -74,7 +77,7 @@ def test_keras_file_round_trip_gives_identical_outputs(name, tmp_path):
     np.testing.assert_array_equal(restored(inputs), expected)
 
 
-@pytest.mark.parametrize("name", zoo.list_models())
+@pytest.mark.parametrize("name", FAMILIES)
 def test_get_config_holds_the_constructor_arguments(name):
     model = zoo.build(name, **TINY[name])
     config = model.get_config()
@@ -109,7 +112,7 @@ def test_bert_encoder_returns_sequence_and_pooled_outputs():
     assert tuple(outputs["pooled_output"].shape) == (3, 32)
 
 
-@pytest.mark.parametrize("name", zoo.list_models())
+@pytest.mark.parametrize("name", FAMILIES)
 def test_model_fit_learns_a_separable_task(name):
     """The models stay plain Keras models: compile + fit works and lowers the loss."""
     rng = np.random.default_rng(1)

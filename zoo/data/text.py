@@ -16,8 +16,9 @@ import keras
 import keras_hub
 import tensorflow as tf
 
-# Every vocabulary starts with these, so their ids are fixed: [PAD] 0, [UNK] 1, [CLS] 2,
-# [SEP] 3, [MASK] 4. Padding with 0 relies on it.
+# Vocabularies learned here start with these: [PAD] 0, [UNK] 1, [CLS] 2, [SEP] 3, [MASK] 4.
+# Any vocabulary must hold them all and have [PAD] at 0 (padding is 0); BERT's own has
+# [PAD] 0, [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103.
 RESERVED_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 OUTPUT_FORMATS = ("token_ids", "bert")
 
@@ -67,12 +68,13 @@ class TextPreprocessor(keras.layers.Layer):
     serves batches in a SavedModel.
 
     Args:
-        vocabulary: list of str, or the path of a file from `save_vocabulary`. Must start with
-            `RESERVED_TOKENS`.
+        vocabulary: list of str, or the path of a file from `save_vocabulary`. Must hold
+            `RESERVED_TOKENS`, with [PAD] first (a keras-hub BERT preset's vocabulary does).
         sequence_length: int. The length of every output sequence.
         output_format: str. `"token_ids"`: an int32 tensor of the text's tokens (no [CLS] or
             [SEP]). `"bert"`: a dict of int32 tensors `token_ids`, `segment_ids` (0 for the
             first text, 1 for `text_pair`) and `padding_mask` (1 for tokens, 0 for padding).
+        lowercase: bool. Lowercase first: True for uncased vocabularies (as keras-hub's BertTokenizer).
 
     Example:
 
@@ -83,13 +85,15 @@ class TextPreprocessor(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, vocabulary, sequence_length, output_format="token_ids", **kwargs):
+    def __init__(self, vocabulary, sequence_length, output_format="token_ids", lowercase=True, **kwargs):
         super().__init__(**kwargs)
         if isinstance(vocabulary, (str, os.PathLike)):
             vocabulary = load_vocabulary(vocabulary)
         vocabulary = list(vocabulary)
-        if vocabulary[: len(RESERVED_TOKENS)] != RESERVED_TOKENS:
-            raise ValueError(f"the vocabulary must start with {RESERVED_TOKENS}, got {vocabulary[:5]}")
+        missing = [token for token in RESERVED_TOKENS if token not in vocabulary]
+        if missing or vocabulary[0] != "[PAD]":
+            raise ValueError(f"the vocabulary must hold {RESERVED_TOKENS} with [PAD] first; it lacks {missing} "
+                             f"and starts with {vocabulary[:3]}")
         if output_format not in OUTPUT_FORMATS:
             raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
 
@@ -100,7 +104,7 @@ class TextPreprocessor(keras.layers.Layer):
         self.tokenizer = keras_hub.tokenizers.WordPieceTokenizer(
             vocabulary=vocabulary,
             sequence_length=None if is_bert else sequence_length,
-            lowercase=True,
+            lowercase=lowercase,
         )
         self.packer = (
             keras_hub.layers.MultiSegmentPacker(
@@ -117,6 +121,7 @@ class TextPreprocessor(keras.layers.Layer):
         self._vocabulary = vocabulary
         self.sequence_length = sequence_length
         self.output_format = output_format
+        self.lowercase = lowercase
         # Nothing to build: no weights, and any input rank is fine.
         self.built = True
         # Let callers pass Python strings and lists, as keras-hub's preprocessing layers do.
@@ -165,6 +170,7 @@ class TextPreprocessor(keras.layers.Layer):
                 "vocabulary": list(self._vocabulary),
                 "sequence_length": self.sequence_length,
                 "output_format": self.output_format,
+                "lowercase": self.lowercase,
             }
         )
         return config

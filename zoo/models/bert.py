@@ -11,6 +11,19 @@ from zoo.layers import TransformerEncoderBlock, check_divisible
 from zoo.registry import register
 
 
+# Sizes of Turc et al. 2019, "Well-Read Students Learn Better" (the google-research/bert
+# README's table): heads = hidden / 64, feed-forward = 4 x hidden.
+BERT_SIZES = {
+    "bert_tiny": dict(num_layers=2, hidden_dim=128),
+    "bert_mini": dict(num_layers=4, hidden_dim=256),
+    "bert_small": dict(num_layers=4, hidden_dim=512),
+    "bert_medium": dict(num_layers=8, hidden_dim=512),
+    "bert_base": dict(num_layers=12, hidden_dim=768),
+}
+# The attention projections LoRA adapts: Keras MultiHeadAttention's query and value EinsumDense layers.
+_LORA_TARGETS = ("query", "value")
+
+
 def _bert_initializer():
     return keras.initializers.TruncatedNormal(stddev=0.02)
 
@@ -67,7 +80,8 @@ class BertEncoder(keras.Model):
         super().__init__(**kwargs)
         check_divisible(hidden_dim, num_heads)
         # === Layers ===
-        self.token_embedding = keras.layers.Embedding(
+        # Reversible: the masked-LM head reuses it as its output projection (tied weights).
+        self.token_embedding = keras_hub.layers.ReversibleEmbedding(
             vocabulary_size, hidden_dim, embeddings_initializer=_bert_initializer(), name="token_embedding"
         )
         self.position_embedding = keras_hub.layers.PositionEmbedding(
@@ -122,6 +136,9 @@ class BertEncoder(keras.Model):
         Layer by layer: both stack the same sublayers in the same order (see the class docstring),
         so e.g. `keras_hub.models.BertBackbone.from_preset(path)` weights serve in a zoo BERT.
         """
+        if not self.built:  # Creates the weights: one call on a one-token batch.
+            one_token = keras.ops.ones([1, 1], "int32")
+            self({"token_ids": one_token, "segment_ids": 0 * one_token, "padding_mask": one_token})
         pairs = [
             (self.token_embedding, backbone.token_embedding),
             (self.position_embedding, backbone.position_embedding),
@@ -132,6 +149,21 @@ class BertEncoder(keras.Model):
         ]
         for ours, theirs in pairs:
             ours.set_weights(theirs.get_weights())
+
+    def enable_lora(self, rank):
+        """Freezes the encoder and adds trainable rank-`rank` adapters to every attention block.
+
+        LoRA (Hu et al. 2021, https://arxiv.org/abs/2106.09685): each query and value projection
+        W [hidden, heads, head_dim] becomes W + A B, with only A [hidden, rank] and B trained (B
+        starts at zero, so the outputs are unchanged at first). Keras' `enable_lora` does the
+        arithmetic; `kernel` then reads the merged W + A B, which is what a saved model keeps.
+        """
+        for layer in self._flatten_layers(include_self=False):
+            layer.trainable = False
+        for layer in self._flatten_layers(include_self=False):
+            if layer.name in _LORA_TARGETS and hasattr(layer, "enable_lora"):
+                layer.trainable = True  # The adapters and the projection's bias train.
+                layer.enable_lora(rank)
 
     def get_config(self):
         return {
@@ -147,25 +179,70 @@ class BertEncoder(keras.Model):
         }
 
 
-@register(
-    "bert",
-    input_kind="bert",
-    vocabulary_size=2000,
-    num_classes=2,
-    num_layers=2,
-    num_heads=2,
-    hidden_dim=128,
-    intermediate_dim=512,
-    max_sequence_length=128,
-    num_segments=2,
-    dropout=0.1,
+_ENCODER_FIELDS = (
+    "vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim",
+    "max_sequence_length", "num_segments", "dropout",
 )
+
+
+class _BertWithHeads(keras.Model):
+    """A `BertEncoder` (`self.encoder`) under task heads; the config is the encoder's plus the heads'."""
+
+    def __init__(
+        self,
+        vocabulary_size,
+        num_layers,
+        num_heads,
+        hidden_dim,
+        intermediate_dim,
+        max_sequence_length=512,
+        num_segments=2,
+        dropout=0.1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.encoder = BertEncoder(
+            vocabulary_size=vocabulary_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim,
+            max_sequence_length=max_sequence_length,
+            num_segments=num_segments,
+            dropout=dropout,
+            name="encoder",
+        )
+
+    def enable_lora(self, rank):
+        """LoRA on the encoder (see `BertEncoder.enable_lora`); the heads stay fully trainable."""
+        self.encoder.enable_lora(rank)
+
+    def get_config(self):
+        encoder_config = self.encoder.get_config()
+        return {**super().get_config(), **{field: encoder_config[field] for field in _ENCODER_FIELDS}}
+
+
+def _size_defaults(num_layers, hidden_dim):
+    return dict(
+        vocabulary_size=30522,  # BERT's uncased WordPiece vocabulary; a run sets its own.
+        num_classes=2,
+        num_layers=num_layers,
+        num_heads=hidden_dim // 64,
+        hidden_dim=hidden_dim,
+        intermediate_dim=4 * hidden_dim,
+        max_sequence_length=512,
+        num_segments=2,
+        dropout=0.1,
+    )
+
+
 @keras.saving.register_keras_serializable(package="zoo")
-class BertClassifier(keras.Model):
+class BertClassifier(_BertWithHeads):
     """BERT for sentence (pair) classification: `BertEncoder` -> pooled output -> dense logits.
 
     Section 4.1 of the paper: the pooled [CLS] representation feeds one new dense layer.
-    The encoder is reachable alone as `model.encoder`.
+    The encoder is reachable alone as `model.encoder`. Registered as `bert` (BERT-Tiny's size)
+    and as `bert_tiny`, `bert_mini`, `bert_small`, `bert_medium`, `bert_base` (`BERT_SIZES`).
 
     Args:
         num_classes: int. Number of output classes.
@@ -181,38 +258,15 @@ class BertClassifier(keras.Model):
 
     Example:
     >>> import zoo
-    >>> model = zoo.build("bert", num_layers=4, hidden_dim=256, num_heads=4, intermediate_dim=1024)
+    >>> model = zoo.build("bert_mini", vocabulary_size=1000)
     >>> ones = keras.ops.ones([2, 16], "int32")
     >>> model({"token_ids": ones, "segment_ids": 0 * ones, "padding_mask": ones}).shape
     (2, 2)
     """
 
-    def __init__(
-        self,
-        vocabulary_size,
-        num_classes,
-        num_layers,
-        num_heads,
-        hidden_dim,
-        intermediate_dim,
-        max_sequence_length=512,
-        num_segments=2,
-        dropout=0.1,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
+    def __init__(self, num_classes, dropout=0.1, **encoder_config):
+        super().__init__(dropout=dropout, **encoder_config)
         # === Layers ===
-        self.encoder = BertEncoder(
-            vocabulary_size=vocabulary_size,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
-            max_sequence_length=max_sequence_length,
-            num_segments=num_segments,
-            dropout=dropout,
-            name="encoder",
-        )
         self.head_dropout = keras.layers.Dropout(dropout)
         self.classifier = keras.layers.Dense(
             num_classes, kernel_initializer=_bert_initializer(), dtype="float32", name="classifier"
@@ -226,11 +280,52 @@ class BertClassifier(keras.Model):
         return self.classifier(self.head_dropout(pooled, training=training))
 
     def get_config(self):
-        encoder_config = self.encoder.get_config()
-        fields = ["vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim",
-                  "max_sequence_length", "num_segments", "dropout"]
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+for _name, _size in {"bert": BERT_SIZES["bert_tiny"], **BERT_SIZES}.items():
+    register(_name, input_kind="bert", **_size_defaults(**_size))(BertClassifier)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class BertPretrainer(_BertWithHeads):
+    """BERT's pretraining model (section 3.1): masked-LM and next-sentence heads on the encoder.
+
+    Masked LM: the final hidden states at the masked positions go through a dense GELU layer
+    and layer normalization, then onto the vocabulary through the TRANSPOSED token embedding
+    (tied weights), plus a bias (`keras_hub.layers.MaskedLMHead`, as keras-hub's BertMaskedLM).
+    Next sentence: a dense layer on the pooled [CLS] output, class 1 = "B follows A".
+
+    Args: as `BertEncoder`.
+
+    Call arguments:
+        inputs: dict of int32: "token_ids", "segment_ids", "padding_mask" [batch, sequence] and
+            "mask_positions" [batch, predictions] (indices of the masked tokens).
+
+    Returns:
+        {"mlm_logits": float32 [batch, predictions, vocabulary_size], "nsp_logits": float32 [batch, 2]}.
+    """
+
+    def __init__(self, **encoder_config):
+        super().__init__(**encoder_config)
+        # === Layers ===
+        self.masked_lm_head = keras_hub.layers.MaskedLMHead(
+            vocabulary_size=self.encoder.vocabulary_size,
+            token_embedding=self.encoder.token_embedding,
+            intermediate_activation="gelu",
+            layer_norm_epsilon=1e-12,
+            kernel_initializer=_bert_initializer(),
+            dtype="float32",
+            name="masked_lm_head",
+        )
+        self.next_sentence_head = keras.layers.Dense(
+            2, kernel_initializer=_bert_initializer(), dtype="float32", name="next_sentence_head"
+        )
+
+    def call(self, inputs, training=False):
+        outputs = self.encoder(inputs, training=training)
+        sequence = keras.ops.cast(outputs["sequence_output"], "float32")  # [batch, sequence, hidden]
         return {
-            **super().get_config(),
-            "num_classes": self.num_classes,
-            **{field: encoder_config[field] for field in fields},
+            "mlm_logits": self.masked_lm_head(sequence, mask_positions=inputs["mask_positions"]),
+            "nsp_logits": self.next_sentence_head(outputs["pooled_output"]),
         }
