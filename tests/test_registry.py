@@ -33,7 +33,7 @@ def test_gru_and_lstm_share_a_class_but_not_a_cell():
 
 
 def test_unknown_model_lists_the_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown model 'bret' \(did you mean bert\?\); known models: bert, cnn, gru"):
+    with pytest.raises(ConfigError, match=r"unknown model 'bret' \(did you mean bert\?\); known models: bert, bert_base, bert_medium, bert_mini, bert_small, bert_tiny, cnn, gru"):
         zoo.build("bret")
 
 

@@ -99,4 +99,4 @@ def test_lora_freezes_the_encoder_and_leaves_outputs_unchanged_until_trained():
     adapters = 2 * 2 * (32 * 2 * 4 + 4 * 16)
     biases = 2 * 2 * 32
     assert trainable == adapters + biases + (32 * 2 + 2)  # + the classifier head
-    assert trainable < 0.05 * total
+    assert trainable < 0.1 * total  # (This toy encoder is small; bert_tiny trains about 1%.)
