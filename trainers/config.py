@@ -20,6 +20,7 @@ import typing
 
 import yaml
 
+from zoo import registry
 from zoo.registry import ConfigError
 
 CONFIGS_DIR = pathlib.Path(__file__).resolve().parent.parent / "configs"
@@ -33,12 +34,21 @@ class DataConfig:
     data_dir: str | None = None  # tfds data_dir; None means tfds' default (~/tensorflow_datasets).
     sequence_length: int = 64  # Text is truncated or padded to this many tokens.
     vocabulary_size: int = 2000  # Upper bound of the WordPiece vocabulary learned from the train split.
+    lowercase: bool = True  # Uncased WordPiece (a --preset sets its tokenizer's own).
+    train_files: str | None = None  # Local files instead of `dataset` (pretrain: a glob of text files).
+    eval_files: str | None = None  # pretrain: held-out text files (default: every 20th train document).
+    mask_rate: float = 0.15  # pretrain: share of tokens masked for the masked-LM objective.
+    max_predictions: int = 20  # pretrain: masked tokens predicted per sequence, at most.
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    """The optimisation schedule: AdamW, linear warmup then cosine decay."""
+    """What is trained, from where, and the optimisation schedule: AdamW, linear warmup then decay."""
 
+    task: str = "classify"  # classify | pretrain (BERT: masked LM + next sentence prediction)
+    init_checkpoint: str | None = None  # classify: a pretraining run's model_dir; its encoder starts the model.
+    preset: str | None = None  # BERT: a keras-hub preset directory or handle (sizes, weights, vocabulary).
+    lora_rank: int | None = None  # BERT: freeze the encoder, train rank-R LoRA adapters and the head.
     epochs: int = 3
     steps_per_epoch: int | None = None  # None: one pass over the train split.
     batch_size: int = 32  # Global batch, split evenly over replicas.
@@ -85,6 +95,7 @@ class ExperimentConfig:
 _SECTIONS = {"data": DataConfig, "train": TrainConfig, "runtime": RuntimeConfig}
 MIXED_PRECISION_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 DECAYS = ("cosine", "linear")
+TASKS = ("classify", "pretrain")
 
 
 def _close_matches(word, candidates):
@@ -177,6 +188,14 @@ def validate(config: ExperimentConfig):
         raise ConfigError(f"runtime.cpu_devices must be a positive integer, got {config.runtime.cpu_devices}")
     if config.train.decay not in DECAYS:
         raise ConfigError(f"train.decay must be one of {', '.join(DECAYS)}, got {config.train.decay!r}")
+    if config.train.task not in TASKS:
+        raise ConfigError(f"train.task must be one of {', '.join(TASKS)}, got {config.train.task!r}")
+    if config.train.lora_rank is not None and config.train.lora_rank <= 0:
+        raise ConfigError(f"train.lora_rank must be a positive integer, got {config.train.lora_rank}")
+    if not 0 < config.data.mask_rate < 1:
+        raise ConfigError(f"data.mask_rate must be in (0, 1), got {config.data.mask_rate}")
+    if config.data.max_predictions <= 0:
+        raise ConfigError(f"data.max_predictions must be a positive integer, got {config.data.max_predictions}")
     if not 0 <= config.train.warmup_fraction < 1:
         raise ConfigError(f"train.warmup_fraction must be in [0, 1), got {config.train.warmup_fraction}")
 
@@ -205,12 +224,23 @@ def apply_overrides(values: dict, overrides: str) -> dict:
     return values
 
 
-def default_config_path(model_name, dataset=None) -> pathlib.Path:
-    """`configs/<model>/<dataset>.yaml`; without a dataset, the model's offline default."""
+def default_config_path(model_name, dataset=None, task=None) -> pathlib.Path:
+    """`configs/<model>/<dataset>.yaml`, else the model's offline default; `pretrain.yaml` for --task=pretrain.
+
+    A model without its own directory uses its family's: `bert_mini` reads `configs/bert/`
+    (the first registered name of the same class that has one); the model's registered
+    defaults then give its sizes.
+    """
     directory = CONFIGS_DIR / model_name
-    if dataset is None:
-        return directory / "offline.yaml"
-    return directory / f"{dataset.replace('/', '_')}.yaml"
+    if not directory.is_dir():
+        model_class = registry.get_spec(model_name).model_class  # An unknown name: the registry's error.
+        family = [name for name in registry.list_models() if registry.get_spec(name).model_class is model_class]
+        directory = next((CONFIGS_DIR / name for name in family if (CONFIGS_DIR / name).is_dir()), directory)
+    if task == "pretrain":
+        return directory / "pretrain.yaml"
+    if dataset is not None and (directory / f"{dataset.replace('/', '_')}.yaml").is_file():
+        return directory / f"{dataset.replace('/', '_')}.yaml"
+    return directory / "offline.yaml"
 
 
 def load_config(path) -> ExperimentConfig:

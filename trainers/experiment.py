@@ -5,7 +5,9 @@ exactly the same preprocessor (same saved vocabulary) and the same model.
 """
 
 import dataclasses
+import os
 import pathlib
+import tempfile
 from typing import Callable
 
 import keras
@@ -14,32 +16,39 @@ import yaml
 
 import zoo
 from zoo import data
+from trainers.trainer import checkpointable_weights
+from zoo.data import pretraining
 from zoo.data.images import ImagePreprocessor
 from zoo.data.pipeline import make_input_fn
 from zoo.data.text import TextPreprocessor, compute_vocabulary, load_vocabulary, save_vocabulary
 from zoo.export import serving_input_spec
+from zoo.models.bert import BertPretrainer
 from zoo.registry import ConfigError
 
 # Which dataset modality each model input kind consumes.
 _MODALITY = {"image": "image", "token_ids": "text", "bert": "text"}
+# Train fields that must match to resume a model_dir (their defaults, for configs saved before them).
+_SAME_RUN_TRAIN_FIELDS = ("task", "preset", "lora_rank")
+_TRAIN_DEFAULTS = {"task": "classify", "preset": None, "lora_rank": None}
 # Parameters that AdamW leaves out of weight decay (BERT's recipe): biases and normalisation.
 _NO_WEIGHT_DECAY = ["bias", "gamma", "beta"]
 
 
 @dataclasses.dataclass
 class Task:
-    """A classification task's data, ready for the trainer and the exporter."""
+    """A task's data (classification, or BERT pretraining), ready for the trainer and the exporter."""
 
     modality: str  # "image" or "text"
     num_classes: int
     class_names: list  # Label names from the dataset (may be empty).
     num_train_examples: int
-    preprocessor: keras.layers.Layer  # Raw input (pixels or strings) -> model inputs.
+    preprocessor: keras.layers.Layer  # Raw input (pixels or strings) -> model inputs; what serving runs.
     serving_input_spec: tf.TensorSpec
     train_input_fn: Callable  # InputContext -> repeated, shuffled, batched tf.data.Dataset.
     eval_input_fn: Callable  # InputContext -> one pass over the eval split.
     sample_input: tf.Tensor  # One eval example, batched, as a client would send it.
     sample_label: int
+    sample_model_input: object  # One batch of model inputs (builds the model's weights).
 
 
 def check_same_experiment(config, model_dir: pathlib.Path):
@@ -55,25 +64,61 @@ def check_same_experiment(config, model_dir: pathlib.Path):
                 f"--model_dir={model_dir} holds a run with another {section} config "
                 f"({saved_path}); use a new --model_dir or the same config to resume"
             )
+    for field in _SAME_RUN_TRAIN_FIELDS:
+        if saved["train"].get(field, _TRAIN_DEFAULTS[field]) != current["train"][field]:
+            raise ConfigError(
+                f"--model_dir={model_dir} holds a run with train.{field}={saved['train'].get(field)!r}, "
+                f"not {current['train'][field]!r}; use a new --model_dir or the same flags to resume"
+            )
 
 
-def _text_preprocessor(config, model_dir, dataset_spec, output_format):
-    """WordPiece over the vocabulary saved in `model_dir`, learned from the train split on first use."""
-    vocabulary_path = model_dir / "vocabulary.txt"
-    if not vocabulary_path.is_file():
-        texts = data.load(dataset_spec.name, dataset_spec.train_split, config.data.data_dir)
-        vocabulary = compute_vocabulary(texts.map(lambda text, label: text), config.data.vocabulary_size)
-        save_vocabulary(vocabulary, vocabulary_path)
+def _vocabulary(config, model_dir, texts_fn, preset):
+    """The run's WordPiece vocabulary, saved as `model_dir/vocabulary.txt` on first use.
+
+    From, in order: the file already there (a resumed run); the preset's tokenizer; the
+    `--init_checkpoint` run's (its encoder's embeddings are indexed by it); else learned from
+    `texts_fn()` (a dataset of tf.string scalars).
+    """
+    path = model_dir / "vocabulary.txt"
+    init_checkpoint = config.train.init_checkpoint
+    if not path.is_file():
+        if preset is not None:
+            vocabulary = preset.vocabulary
+        elif init_checkpoint:
+            init_path = pathlib.Path(init_checkpoint) / "vocabulary.txt"
+            if not init_path.is_file():
+                raise ConfigError(f"--init_checkpoint={init_checkpoint} holds no vocabulary.txt; pass the "
+                                  "--model_dir of a --task=pretrain run")
+            vocabulary = load_vocabulary(init_path)
+        else:
+            vocabulary = compute_vocabulary(texts_fn(), config.data.vocabulary_size)
+        save_vocabulary(vocabulary, path)
+    vocabulary = load_vocabulary(path)
+    if init_checkpoint and (pathlib.Path(init_checkpoint) / "vocabulary.txt").is_file():
+        if load_vocabulary(pathlib.Path(init_checkpoint) / "vocabulary.txt") != vocabulary:
+            raise ConfigError(f"--model_dir={model_dir} has another vocabulary than --init_checkpoint={init_checkpoint}; "
+                              "use a new --model_dir")
+    return vocabulary
+
+
+def _text_preprocessor(config, model_dir, texts_fn, output_format, preset):
     return TextPreprocessor(
-        load_vocabulary(vocabulary_path),
+        _vocabulary(config, model_dir, texts_fn, preset),
         sequence_length=config.data.sequence_length,
         output_format=output_format,
+        lowercase=preset.lowercase if preset is not None else config.data.lowercase,
     )
 
 
-def prepare_task(config, model_dir: pathlib.Path) -> Task:
-    """Reads the dataset's metadata and builds the preprocessor and the input functions."""
+def prepare_task(config, model_dir: pathlib.Path, preset=None) -> Task:
+    """Reads the dataset's metadata and builds the preprocessor and the input functions.
+
+    Args:
+        preset: a `zoo.presets.BertPreset` whose vocabulary the run uses, or None.
+    """
     model_spec = zoo.get_spec(config.model_name)
+    if config.train.task == "pretrain":
+        return _prepare_pretraining(config, model_dir, model_spec, preset)
     dataset_spec = data.get_dataset_spec(config.data.dataset)
     modality = _MODALITY[model_spec.input_kind]
     if dataset_spec.modality != modality:
@@ -82,17 +127,20 @@ def prepare_task(config, model_dir: pathlib.Path) -> Task:
             f"{model_spec.name} reads {modality}; try --dataset={data.OFFLINE_DEFAULTS[modality]}"
         )
     info = data.dataset_info(dataset_spec.name, config.data.data_dir)
-    if modality == "image":
-        preprocessor = ImagePreprocessor()
-    else:
-        output_format = "bert" if model_spec.input_kind == "bert" else "token_ids"
-        preprocessor = _text_preprocessor(config, model_dir, dataset_spec, output_format)
 
     def load_split(split):
         return lambda: data.load(dataset_spec.name, split, config.data.data_dir)
 
+    if modality == "image":
+        preprocessor = ImagePreprocessor()
+    else:
+        output_format = "bert" if model_spec.input_kind == "bert" else "token_ids"
+        texts_fn = lambda: load_split(dataset_spec.train_split)().map(lambda text, label: text)  # noqa: E731
+        preprocessor = _text_preprocessor(config, model_dir, texts_fn, output_format, preset)
+
     common = dict(preprocessor=preprocessor, global_batch_size=config.train.batch_size, seed=config.train.seed)
     sample_input, sample_label = next(iter(load_split(dataset_spec.eval_split)().take(1)))
+    sample_input = tf.cast(sample_input, tf.float32)[None] if modality == "image" else sample_input[None]
     return Task(
         modality=modality,
         num_classes=info.num_classes,
@@ -102,19 +150,84 @@ def prepare_task(config, model_dir: pathlib.Path) -> Task:
         serving_input_spec=serving_input_spec(model_spec.input_kind, info.image_shape),
         train_input_fn=make_input_fn(load_split(dataset_spec.train_split), training=True, **common),
         eval_input_fn=make_input_fn(load_split(dataset_spec.eval_split), training=False, **common),
-        sample_input=tf.cast(sample_input, tf.float32)[None] if modality == "image" else sample_input[None],
+        sample_input=sample_input,
         sample_label=int(sample_label),
+        sample_model_input=preprocessor(sample_input),
     )
 
 
-def build_model(config, task: Task) -> keras.Model:
+def _pretraining_documents(config):
+    """(train, eval) documents: `data.train_files` (and `eval_files`), else the tfds dataset's splits."""
+    if config.data.train_files:
+        documents = pretraining.documents_from_files(config.data.train_files)
+        if config.data.eval_files:
+            return documents, pretraining.documents_from_files(config.data.eval_files)
+        # Every 20th document is held out for evaluation.
+        return [document for index, document in enumerate(documents) if index % 20], documents[::20]
+    spec = data.get_dataset_spec(config.data.dataset)
+    if spec.modality != "text":
+        raise ConfigError(f"--task=pretrain needs text; --dataset={spec.name} holds {spec.modality}, "
+                          "try --dataset=zoo_reviews or --train_files=GLOB")
+
+    def documents(split):
+        texts = data.load(spec.name, split, config.data.data_dir).map(lambda text, label: text)
+        return pretraining.documents_from_texts(texts.as_numpy_iterator())
+
+    return documents(spec.train_split), documents(spec.eval_split)
+
+
+def _prepare_pretraining(config, model_dir, model_spec, preset) -> Task:
+    """BERT's masked-LM + next-sentence task over a corpus of documents (zoo.data.pretraining)."""
+    if model_spec.input_kind != "bert":
+        raise ConfigError(f"--task=pretrain trains BERT's masked LM and next sentence prediction; "
+                          f"--model={model_spec.name} is not a BERT (try --model=bert)")
+    train_documents, eval_documents = _pretraining_documents(config)
+
+    def sentences():
+        return tf.data.Dataset.from_tensor_slices([sentence for document in train_documents for sentence in document])
+
+    preprocessor = _text_preprocessor(config, model_dir, sentences, "bert", preset)
+    example_preprocessor = pretraining.PretrainingPreprocessor(
+        preprocessor, mask_rate=config.data.mask_rate, max_predictions=config.data.max_predictions
+    )
+    train_pairs = pretraining.pairs_dataset(train_documents, seed=config.train.seed)
+    eval_pairs = pretraining.pairs_dataset(eval_documents, seed=config.train.seed + 1)
+    # Masked once: every evaluation scores the same masked tokens. (Training re-masks each run.)
+    eval_examples = eval_pairs.map(example_preprocessor).batch(int(eval_pairs.cardinality()))
+    eval_examples = tf.data.Dataset.from_tensor_slices(next(iter(eval_examples)))
+    common = dict(global_batch_size=config.train.batch_size, seed=config.train.seed, preprocesses_labels=True)
+    (first, _), is_next = next(iter(eval_pairs.take(1)))
+    sample_model_input, _ = next(iter(eval_examples.take(1).batch(1)))
+    return Task(
+        modality="text",
+        num_classes=2,
+        class_names=["not_next", "is_next"],
+        num_train_examples=int(train_pairs.cardinality()),
+        preprocessor=preprocessor,
+        serving_input_spec=serving_input_spec("bert"),
+        train_input_fn=make_input_fn(lambda: train_pairs, example_preprocessor, training=True, **common),
+        eval_input_fn=make_input_fn(lambda: eval_examples, lambda inputs, labels: (inputs, labels), training=False, **common),
+        sample_input=first[None],
+        sample_label=int(is_next),
+        sample_model_input=sample_model_input,
+    )
+
+
+def build_model(config, task: Task, preset=None) -> keras.Model:
     """`zoo.build` with the config's overrides, sized to the task's classes and vocabulary.
 
     The model is built (called once on the sample input) so that every variable exists before a
-    checkpoint is restored into it.
+    checkpoint is restored into it. Then, in order: a preset's weights (its sizes replace the
+    config's), an `--init_checkpoint` run's encoder, LoRA (which freezes what came before).
     """
-    overrides = dict(config.model_overrides, num_classes=task.num_classes)
+    overrides = dict(config.model_overrides)
     defaults = zoo.default_config(config.model_name)
+    is_bert = zoo.get_spec(config.model_name).input_kind == "bert"
+    if (preset or config.train.lora_rank or config.train.init_checkpoint) and not is_bert:
+        raise ConfigError(f"--preset, --init_checkpoint and --lora_rank are for BERT models; "
+                          f"--model={config.model_name} is not one")
+    if preset is not None:
+        overrides.update(preset.encoder_config)
     if task.modality == "text":
         overrides["vocabulary_size"] = task.preprocessor.vocabulary_size
         max_length = overrides.get("max_sequence_length", defaults.get("max_sequence_length"))
@@ -123,9 +236,71 @@ def build_model(config, task: Task) -> keras.Model:
                 f"data.sequence_length={config.data.sequence_length} exceeds "
                 f"model.max_sequence_length={max_length}; raise the latter or shorten the former"
             )
-    model = zoo.build(config.model_name, **overrides)
-    model(task.preprocessor(task.sample_input), training=False)
+    if config.train.task == "pretrain":
+        if config.train.lora_rank or config.train.init_checkpoint:
+            raise ConfigError("--lora_rank and --init_checkpoint are for fine-tuning (--task=classify)")
+        encoder_config = {key: value for key, value in {**defaults, **overrides}.items() if key != "num_classes"}
+        model = BertPretrainer(**encoder_config)
+    else:
+        model = zoo.build(config.model_name, **dict(overrides, num_classes=task.num_classes))
+    model(task.sample_model_input, training=False)
+    if preset is not None:
+        preset.load_weights_into(model.encoder)
+    if config.train.init_checkpoint:
+        load_pretrained_encoder(config.train.init_checkpoint, model.encoder)
+    if config.train.lora_rank:
+        model.enable_lora(config.train.lora_rank)
     return model
+
+
+def load_pretrained_encoder(model_dir, encoder):
+    """Copies the encoder of a `--task=pretrain` run's latest checkpoint into `encoder` (not its heads).
+
+    Raises:
+        ConfigError: `model_dir` holds no pretraining checkpoint, or one of other sizes.
+    """
+    checkpoint = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    if checkpoint is None:
+        raise ConfigError(f"--init_checkpoint={model_dir} holds no checkpoints/; pass the --model_dir of a "
+                          "--task=pretrain run")
+    pretrainer = BertPretrainer(**{key: value for key, value in encoder.get_config().items()
+                                   if key in ("vocabulary_size", "num_layers", "num_heads", "hidden_dim",
+                                              "intermediate_dim", "max_sequence_length", "num_segments")})
+    one_token = tf.ones([1, 1], tf.int32)
+    pretrainer({"token_ids": one_token, "segment_ids": 0 * one_token, "padding_mask": one_token,
+                "mask_positions": 0 * one_token})
+    try:
+        status = tf.train.Checkpoint(model=checkpointable_weights(pretrainer)).restore(checkpoint)
+        status.assert_existing_objects_matched()
+    except (ValueError, AssertionError, tf.errors.InvalidArgumentError) as error:
+        raise ConfigError(f"--init_checkpoint={model_dir}: {checkpoint} is not a pretraining run of this "
+                          f"model's sizes ({str(error).splitlines()[0][:200]})") from None
+    encoder.set_weights(pretrainer.encoder.get_weights())
+    print(f"Encoder initialised from {checkpoint}")
+
+
+def without_lora(model, task: Task) -> keras.Model:
+    """A copy of a LoRA-tuned model with each adapter merged into its kernel (W + A B); else `model`.
+
+    What gets exported: serving needs no LoRA weights or extra matmuls. Keras saves a LoRA layer's
+    kernel merged, so the weights file of the tuned model loads into a plain model of its config.
+    """
+    if not any(getattr(layer, "lora_enabled", False) for layer in model._flatten_layers()):
+        return model
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "merged.weights.h5")
+        model.save_weights(path)
+        merged = model.__class__.from_config(model.get_config())
+        merged(task.sample_model_input, training=False)
+        merged.load_weights(path)
+    return merged
+
+
+def parameter_counts(model) -> str:
+    """"4,490 of 9,602 parameters trainable (46.8%)": what LoRA (or a frozen encoder) leaves to train."""
+    trainable = sum(int(tf.size(weight)) for weight in model.trainable_weights)
+    total = sum(int(tf.size(weight)) for weight in model.weights)
+    return f"{trainable:,} of {total:,} parameters trainable ({100 * trainable / max(total, 1):.2f}%)"
 
 
 @keras.saving.register_keras_serializable(package="zoo")

@@ -116,10 +116,10 @@ class MaskedLMAndNextSentence:
 
     def _token_losses(self, labels, outputs):
         """Masked-token cross-entropies and weights [batch, predictions], NSP cross-entropy [batch]."""
-        weights = tf.cast(labels["mask_weights"], tf.float32)
-        mlm = _cross_entropy(labels["mask_ids"], outputs["mlm_logits"]) * weights
         nsp_labels = labels["next_sentence_label"]
-        real = tf.cast(nsp_labels != PADDING_LABEL, tf.float32)
+        real = tf.cast(nsp_labels != PADDING_LABEL, tf.float32)  # Filler rows: every label is -1.
+        weights = tf.cast(labels["mask_weights"], tf.float32) * real[:, tf.newaxis]
+        mlm = _cross_entropy(tf.maximum(labels["mask_ids"], 0), outputs["mlm_logits"]) * weights
         nsp = _cross_entropy(tf.maximum(nsp_labels, 0), outputs["nsp_logits"]) * real
         return mlm, weights, nsp, real
 

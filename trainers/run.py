@@ -28,19 +28,32 @@ from absl import app, flags, logging  # noqa: E402
 import zoo  # noqa: E402
 from trainers import config as config_lib  # noqa: E402
 from trainers import experiment  # noqa: E402
+from trainers.objectives import OBJECTIVES  # noqa: E402
 from trainers.strategy import create_strategy, is_chief, split_cpu  # noqa: E402
 from trainers.trainer import Trainer, TrainingDivergedError, write_json_atomically  # noqa: E402
 from zoo.export import export_saved_model, saved_model_size_bytes  # noqa: E402
+from zoo.presets import load_bert_preset  # noqa: E402
 from zoo.registry import ConfigError  # noqa: E402
 from zoo.serving import predict_local  # noqa: E402
 
 FLAGS = flags.FLAGS
 MODES = ["train_and_eval", "train", "eval", "export", "predict"]
-flags.DEFINE_string("model", None, "Registered model name: bert, cnn, gru, lstm, transformer.")
+flags.DEFINE_string("model", None, "Registered model name: bert (bert_tiny .. bert_base), cnn, gru, lstm, transformer.")
+flags.DEFINE_enum("task", None, ["classify", "pretrain"], "Overrides train.task. pretrain: BERT's masked LM + "
+                  "next sentence prediction on a text corpus (--dataset, or --train_files); default classify.")
 flags.DEFINE_string("config", None, "Experiment YAML; default configs/<model>/<dataset or offline>.yaml.")
 flags.DEFINE_string("params_override", "", "Comma-separated section.field=value, e.g. model.num_layers=4.")
 flags.DEFINE_string("dataset", None, "tfds dataset name (e.g. zoo_sentiment, imdb_reviews, glue/sst2, mnist).")
 flags.DEFINE_string("data_dir", None, "tfds data_dir where datasets are read and built.")
+flags.DEFINE_string("train_files", None, "Overrides data.train_files. --task=pretrain: a glob of UTF-8 text files, one "
+                    "sentence or paragraph per line, documents separated by blank lines.")
+flags.DEFINE_string("eval_files", None, "Overrides data.eval_files (held-out files, as --train_files).")
+flags.DEFINE_string("init_checkpoint", None, "Overrides train.init_checkpoint: the --model_dir of a --task=pretrain "
+                    "run; fine-tuning starts from its encoder and vocabulary.")
+flags.DEFINE_string("preset", None, "Overrides train.preset: a keras-hub BERT preset (local directory, or a handle "
+                    "such as bert_tiny_en_uncased with a network); its sizes, weights and vocabulary.")
+flags.DEFINE_integer("lora_rank", None, "Overrides train.lora_rank: freeze the BERT encoder and train rank-R LoRA "
+                     "adapters on its attention query/value projections, plus the head.")
 flags.DEFINE_string("model_dir", None, "Checkpoints, logs, vocabulary, metrics.json; default runs/<model>.")
 flags.DEFINE_string("export_dir", "exports", "SavedModels go to <export_dir>/<model>/<version>.")
 flags.DEFINE_integer("epochs", None, "Overrides train.epochs.")
@@ -77,6 +90,12 @@ _FLAG_OVERRIDES = {  # flag -> (config section, field)
     "sequence_length": ("data", "sequence_length"),
     "data_dir": ("data", "data_dir"),
     "dataset": ("data", "dataset"),
+    "train_files": ("data", "train_files"),
+    "eval_files": ("data", "eval_files"),
+    "task": ("train", "task"),
+    "init_checkpoint": ("train", "init_checkpoint"),
+    "preset": ("train", "preset"),
+    "lora_rank": ("train", "lora_rank"),
     "checkpoint_every_steps": ("train", "checkpoint_every_steps"),
     "clipnorm": ("train", "clipnorm"),
     "jit_compile": ("train", "jit_compile"),
@@ -91,18 +110,16 @@ def resolve_config() -> config_lib.ExperimentConfig:
     """The YAML named by --config (or the model's default), then --params_override, then direct flags."""
     if FLAGS.config:
         values = config_lib.load_config(FLAGS.config).to_dict()
+        if FLAGS.model and FLAGS.model != values["model"]["name"]:
+            raise ConfigError(f"--model={FLAGS.model} contradicts --config's model.name={values['model']['name']}")
     else:
         if not FLAGS.model:
             raise ConfigError("--model is required (or --config); try --model=bert")
-        path = config_lib.default_config_path(FLAGS.model, FLAGS.dataset)
+        path = config_lib.default_config_path(FLAGS.model, FLAGS.dataset, FLAGS.task)
         if not path.is_file():
-            path = config_lib.default_config_path(FLAGS.model)
-        if not path.is_file():
-            zoo.get_spec(FLAGS.model)  # An unknown model name gets the registry's error.
             raise ConfigError(f"--model={FLAGS.model} has no default config at {path}")
         values = config_lib.load_config(path).to_dict()
-    if FLAGS.model and FLAGS.model != values["model"]["name"]:
-        raise ConfigError(f"--model={FLAGS.model} contradicts --config's model.name={values['model']['name']}")
+        values["model"]["name"] = FLAGS.model  # bert_mini from configs/bert/: the size's own defaults.
     config_lib.apply_overrides(values, FLAGS.params_override)
     for flag, (section, field) in _FLAG_OVERRIDES.items():
         if FLAGS[flag].value is not None:
@@ -133,16 +150,20 @@ def run(config, *, mode, model_dir, export_dir):
     if mode in ("train", "train_and_eval"):
         config_lib.save_config(config, model_dir / "config.yaml", header=package_versions())
 
-    task = experiment.prepare_task(config, model_dir)
+    preset = load_bert_preset(config.train.preset) if config.train.preset else None
+    task = experiment.prepare_task(config, model_dir, preset)
     # After the data is prepared (building a dataset draws random numbers): the same initial
     # weights and dropout masks on every run of this config.
     keras.utils.set_random_seed(config.train.seed)
     steps_per_epoch = config.train.steps_per_epoch or max(1, task.num_train_examples // config.train.batch_size)
     with strategy.scope():
-        model = experiment.build_model(config, task)
+        model = experiment.build_model(config, task, preset)
         optimizer = experiment.create_optimizer(config, model, total_steps=config.train.epochs * steps_per_epoch)
+    print(f"Model: {type(model).__name__}, {experiment.parameter_counts(model)}"
+          + (f" (LoRA rank {config.train.lora_rank})" if config.train.lora_rank else ""))
     trainer = Trainer(
         strategy=strategy,
+        objective=OBJECTIVES[config.train.task](),
         model=model,
         optimizer=optimizer,
         model_dir=model_dir,
@@ -182,8 +203,11 @@ def run(config, *, mode, model_dir, export_dir):
     if not chief:
         shutil.rmtree(model_dir, ignore_errors=True)
         return
+    if config.train.task == "pretrain":
+        print(f"Pretrained encoder in {model_dir}; fine-tune it with --task=classify --init_checkpoint={model_dir}")
+        return
     if mode != "eval":
-        version_dir = export_and_try(model, task, config.model_name, export_dir)
+        version_dir = export_and_try(experiment.without_lora(model, task), task, config.model_name, export_dir)
         if FLAGS.quantize:
             export_quantized(trainer, task, config.model_name, export_dir, float_version_dir=version_dir)
 
@@ -204,7 +228,7 @@ def export_quantized(trainer, task, model_name, export_dir, *, float_version_dir
 
 
 def format_metrics(metrics):
-    names = ["accuracy", "loss", "precision", "recall", "f1", "auc"]
+    names = ["accuracy", "loss", "precision", "recall", "f1", "auc", "mlm_accuracy", "mlm_loss", "nsp_accuracy", "nsp_loss"]
     return ", ".join(f"{name}={metrics[name]:.4f}" for name in names if name in metrics)
 
 

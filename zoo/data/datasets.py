@@ -53,6 +53,7 @@ _DATASETS = {
     for spec in [
         DatasetSpec("zoo_digits", "image", "image", "label"),
         DatasetSpec("zoo_sentiment", "text", "text", "label"),
+        DatasetSpec("zoo_reviews", "text", "text", "label"),
         DatasetSpec("mnist", "image", "image", "label"),
         DatasetSpec("imdb_reviews", "text", "text", "label"),
         DatasetSpec("glue/sst2", "text", "sentence", "label", eval_split="validation"),
@@ -63,7 +64,9 @@ _DATASETS = {
 }
 # Built by `zoo.data.offline` from installed packages, or by `zoo.data.local` from local files:
 # never need a network.
-_PROJECT_DATASETS = {offline.ZooDigits.name, offline.ZooSentiment.name, local.MnistLocal.name, local.Sst2Local.name}
+_PROJECT_DATASETS = {
+    offline.ZooDigits.name, offline.ZooSentiment.name, offline.ZooReviews.name, local.MnistLocal.name, local.Sst2Local.name
+}
 # The dataset of each modality that works without a network: what errors tell users to try.
 OFFLINE_DEFAULTS = {"image": offline.ZooDigits.name, "text": offline.ZooSentiment.name}
 # How long the check that a download host answers may take, in seconds.

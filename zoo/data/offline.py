@@ -7,6 +7,8 @@ importing this module is enough for `tfds.load("zoo_digits", data_dir=...)`, and
     zoo_digits     image uint8 [8, 8, 1], label 0..9            train 1,437 / test 360
     zoo_sentiment  text (an English review sentence), label      train 4,000 / test 1,000
                    0 = negative, 1 = positive
+    zoo_reviews    text (a review of 3-6 sentences), label         train 2,000 / test 200
+                   the offline corpus for BERT pretraining (documents for next-sentence pairs)
 """
 
 import importlib.resources
@@ -161,15 +163,16 @@ def _clause(rng, positive, subordinate=False):
     return rng.choice(_POSITIVE_VERDICTS if positive else _NEGATIVE_VERDICTS)
 
 
-def _review(rng):
-    """A review sentence and its label (1 positive, 0 negative).
+def _review(rng, positive=None):
+    """A review sentence and its label (1 positive, 0 negative; random unless `positive` is given).
 
     40% are one clause, 25% two clauses that agree, 35% a contrast whose label is that of the
     main clause: `<other>, but <main>`, `<main>, even though <other>`, `although <other>, <main>`.
     The contrasts contain the same words whichever side wins, so a bag-of-words model cannot
     reach 100%; a model that reads word order can.
     """
-    positive = rng.random() < 0.5
+    if positive is None:
+        positive = rng.random() < 0.5
     shape = rng.random()
     if shape < 0.4:
         text = _clause(rng, positive)
@@ -229,3 +232,46 @@ class ZooSentiment(tfds.core.GeneratorBasedBuilder):
         for index in range(num_examples):
             text, label = _review(rng)
             yield index, {"text": text, "label": label}
+
+
+class ZooReviews(tfds.core.GeneratorBasedBuilder):
+    """Whole reviews of 3 to 6 sentences, generated like `zoo_sentiment`'s: a corpus of documents.
+
+    The offline default corpus for BERT pretraining. Every sentence of a review shares its
+    polarity (its label), so whether sentence B follows sentence A is partly predictable, as
+    in real text, and masked words are predictable from their sentence.
+
+    Features:
+        text: tf.string scalar, the review, sentences separated by spaces.
+        label: int64 scalar, 0 = negative, 1 = positive.
+    """
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    _NUM_EXAMPLES = {"train": 2000, "test": 200}
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description="Synthetic multi-sentence movie reviews, generated deterministically (offline corpus).",
+            features=tfds.features.FeaturesDict(
+                {
+                    "text": tfds.features.Text(),
+                    "label": tfds.features.ClassLabel(names=["negative", "positive"]),
+                }
+            ),
+            supervised_keys=("text", "label"),
+        )
+
+    def _split_generators(self, dl_manager):
+        return {
+            split: self._generate_examples(seed, self._NUM_EXAMPLES[split])
+            for seed, split in [(10, "train"), (11, "test")]
+        }
+
+    def _generate_examples(self, seed, num_examples):
+        rng = random.Random(seed)
+        for index in range(num_examples):
+            positive = rng.random() < 0.5
+            sentences = [_review(rng, positive)[0] for _ in range(rng.randint(3, 6))]
+            yield index, {"text": " ".join(sentences), "label": int(positive)}

@@ -11,7 +11,9 @@ them for ONE replica, so the strategy never re-splits batches:
 import tensorflow as tf
 
 
-def make_input_fn(load_fn, preprocessor, global_batch_size, training, seed=0, shuffle_buffer=10000):
+def make_input_fn(
+    load_fn, preprocessor, global_batch_size, training, seed=0, shuffle_buffer=10000, preprocesses_labels=False
+):
     """Builds the `input_fn(input_context)` that reads, preprocesses and batches one split.
 
     Per example: `preprocessor(raw_input)` (in parallel) and the label cast to int32. The
@@ -31,6 +33,8 @@ def make_input_fn(load_fn, preprocessor, global_batch_size, training, seed=0, sh
             `PADDING_LABEL` (-1) so that no replica gets an empty batch.
         seed: int. The shuffle seed; the order still changes from epoch to epoch.
         shuffle_buffer: int. Examples held by the shuffle buffer.
+        preprocesses_labels: bool. `preprocessor(raw_input, label)` returns `(model_input, labels)`
+            itself, labels any structure of tensors (BERT pretraining: the masked tokens are labels).
 
     Returns:
         `input_fn(input_context)` -> `tf.data.Dataset` of `(model_input, label)`, with
@@ -48,7 +52,7 @@ def make_input_fn(load_fn, preprocessor, global_batch_size, training, seed=0, sh
         if training and input_context.num_input_pipelines > 1:
             dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         dataset = dataset.map(
-            lambda raw_input, label: (preprocessor(raw_input), tf.cast(label, tf.int32)),
+            preprocessor if preprocesses_labels else lambda raw_input, label: (preprocessor(raw_input), tf.cast(label, tf.int32)),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         dataset = dataset.cache()
@@ -68,12 +72,15 @@ PADDING_LABEL = -1
 
 
 def _pad_to_whole_steps(dataset, examples_per_step):
-    """Pads one pass of eval data to whole steps with copies of its first example, labelled -1.
+    """Pads one pass of eval data to whole steps with copies of its first example, labelled -1 (every label).
 
     Otherwise the last step's replicas may get a partial or an EMPTY batch, and some kernels fail
     on zero-sized batches (a convolution on oneDNN, for one). The evaluator drops the padding
     rows by their label.
     """
-    padding = dataset.take(1).map(lambda model_input, label: (model_input, tf.constant(PADDING_LABEL, tf.int32)))
+    def as_padding(model_input, labels):
+        return model_input, tf.nest.map_structure(lambda label: tf.fill(tf.shape(label), tf.cast(PADDING_LABEL, label.dtype)), labels)
+
+    padding = dataset.take(1).map(as_padding)
     padded = dataset.concatenate(padding.repeat(examples_per_step - 1))
     return padded.batch(examples_per_step, drop_remainder=True).unbatch()
