@@ -9,7 +9,6 @@ import json
 import pathlib
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -20,53 +19,11 @@ from trainers import config as config_lib
 from trainers import experiment
 from trainers.trainer import checkpointable_weights
 
+from cli_runs import run_trainer, serve_in_fresh_process
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SAMPLE_TEXTS = ["I love this movie!", "a dull , boring and painfully slow film .", "", "not bad at all " * 40]
 STEPS = 6
-
-
-def run_trainer(*flags, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "trainers.run", *flags],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """One tfds data_dir for the module, so each offline dataset is built once."""
-    return tmp_path_factory.mktemp("tfds")
-
-
-def _serve_in_fresh_process(version_dir, raw_inputs, tmp_path):
-    """Calls serving_default in a process that never imports zoo, trainers or keras_hub."""
-    inputs_path = tmp_path / "inputs.npy"
-    np.save(inputs_path, raw_inputs)
-    script = textwrap.dedent(
-        f"""
-        import json, sys
-        import numpy as np
-        import tensorflow as tf
-        import tensorflow_text  # Registers the WordPiece ops the text graphs use.
-        serving = tf.saved_model.load({str(version_dir)!r}).signatures["serving_default"]
-        raw = np.load({str(inputs_path)!r}, allow_pickle=True)
-        name, spec = next(iter(serving.structured_input_signature[1].items()))
-        outputs = serving(**{{name: tf.constant(raw.tolist() if raw.dtype == object else raw, spec.dtype)}})
-        leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("zoo", "trainers", "keras_hub"))
-        print(json.dumps({{
-            "input_name": name,
-            "probabilities": outputs["probabilities"].numpy().tolist(),
-            "class_id": outputs["class_id"].numpy().tolist(),
-            "leaked": leaked,
-        }}))
-        """
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _keras_probabilities(model_dir, raw_inputs):
@@ -80,7 +37,8 @@ def _keras_probabilities(model_dir, raw_inputs):
     return tf.nn.softmax(model(task.preprocessor(raw), training=False)).numpy()
 
 
-@pytest.mark.parametrize("model_name", zoo.list_models())
+# Every family, and one BERT size read from the family's config (configs/bert/).
+@pytest.mark.parametrize("model_name", [name for name in zoo.list_models() if not name.startswith("bert_")] + ["bert_mini"])
 def test_trainer_trains_evaluates_exports_and_the_export_serves_alone(model_name, data_dir, tmp_path):
     model_dir, export_dir = tmp_path / "run", tmp_path / "exports"
     result = run_trainer(
@@ -111,7 +69,7 @@ def test_trainer_trains_evaluates_exports_and_the_export_serves_alone(model_name
         raw_inputs = np.random.default_rng(0).integers(0, 256, [3, 8, 8, 1]).astype(np.float32)
     else:
         raw_inputs = np.array(SAMPLE_TEXTS, dtype=object)
-    served = _serve_in_fresh_process(version_dir, raw_inputs, tmp_path)
+    served = serve_in_fresh_process(version_dir, raw_inputs, tmp_path)
     assert served["leaked"] == []
     assert served["input_name"] == ("image" if raw_inputs.dtype != object else "text")
 
@@ -159,11 +117,16 @@ def test_rerun_resumes_and_eval_and_export_modes_reuse_the_run(data_dir, tmp_pat
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--model=bret"], "unknown model 'bret' (did you mean bert?); known models: bert, cnn, gru, lstm, transformer"),
+        (["--model=bret"], "unknown model 'bret' (did you mean bert?); known models: bert, bert_base, bert_medium, bert_mini, bert_small, bert_tiny, cnn, gru, lstm, transformer"),
         (["--model=cnn", "--batch_size=-4"], "train.batch_size must be a positive integer, got -4"),
         (["--model=cnn", "--strategy=gpu_cluster"], "--strategy must be one of default, one_device, mirrored"),
         (["--model=cnn", "--dataset=zoo_sentiment"], "--dataset=zoo_sentiment holds text but model cnn reads image"),
-        (["--model=bert", "--sequence_length=512"], "data.sequence_length=512 exceeds model.max_sequence_length=128"),
+        (["--model=bert", "--sequence_length=1024"], "data.sequence_length=1024 exceeds model.max_sequence_length=512"),
+        (["--model=gru", "--lora_rank=4"], "--preset, --init_checkpoint and --lora_rank are for BERT models"),
+        (["--model=cnn", "--task=pretrain"], "--task=pretrain trains BERT's masked LM and next sentence prediction"),
+        (["--model=bert", "--init_checkpoint=/nonexistent"], "--init_checkpoint=/nonexistent holds no vocabulary.txt"),
+        (["--model=bert", "--preset=/nonexistent"], "--preset=/nonexistent could not be loaded as a keras-hub BERT preset"),
+        (["--model=bert", "--task=pretrain", "--train_files=/nonexistent/*.txt"], "--train_files=/nonexistent/*.txt matches no file"),
         (["--model=cnn", "--mixed_precision=fp8"], "runtime.mixed_precision must be one of float32, mixed_float16"),
         (["--model=cnn", "--params_override=train.bach_size=3"], "unknown config key train.bach_size"),
         (["--model=cnn", "--mode=eval"], "holds no checkpoint; train first"),

@@ -116,6 +116,9 @@ def resolve_config() -> config_lib.ExperimentConfig:
         if not FLAGS.model:
             raise ConfigError("--model is required (or --config); try --model=bert")
         path = config_lib.default_config_path(FLAGS.model, FLAGS.dataset, FLAGS.task)
+        if FLAGS.task == "pretrain" and zoo.get_spec(FLAGS.model).input_kind != "bert":
+            raise ConfigError(f"--task=pretrain trains BERT's masked LM and next sentence prediction; "
+                              f"--model={FLAGS.model} is not a BERT (try --model=bert)")
         if not path.is_file():
             raise ConfigError(f"--model={FLAGS.model} has no default config at {path}")
         values = config_lib.load_config(path).to_dict()
