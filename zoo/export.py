@@ -19,15 +19,21 @@ import keras
 import tensorflow as tf
 
 
-def serving_input_spec(input_kind, image_shape=None) -> tf.TensorSpec:
+def serving_input_spec(input_kind, image_shape=None, text_pair=False):
     """The raw input a client sends for a model of `input_kind` (see zoo.registry.INPUT_KINDS).
 
-    Text models take `text`: tf.string [batch]. Image models take `image`: float32
-    [batch, height, width, channels] with pixel values 0..255 (JSON numbers convert to it).
+    Text models take `text`: tf.string [batch]; BERT on a sentence-pair task (`text_pair`) takes
+    `text` and `text_pair`, both tf.string [batch] (a tuple of two specs). Image models take
+    `image`: float32 [batch, height, width, channels], pixel values 0..255 (JSON numbers convert).
     """
     if input_kind == "image":
         return tf.TensorSpec([None, *image_shape], tf.float32, name="image")
-    return tf.TensorSpec([None], tf.string, name="text")
+    text = tf.TensorSpec([None], tf.string, name="text")
+    if text_pair:
+        if input_kind != "bert":
+            raise ValueError(f"sentence pairs need a BERT model (input_kind 'bert'), got {input_kind!r}")
+        return text, tf.TensorSpec([None], tf.string, name="text_pair")
+    return text
 
 
 def _checked(raw_inputs, input_spec):
@@ -51,8 +57,8 @@ def export_saved_model(
     """Writes `preprocessor` + `model` as the next version of `<export_dir>/<model_name>`.
 
     Signatures:
-        serving_default: `input_spec` -> `probabilities` (float32 [batch, num_classes]) and
-            `class_id` (int64 [batch]).
+        serving_default: `input_spec` (one TensorSpec, or a tuple for `text` + `text_pair`) ->
+            `probabilities` (float32 [batch, num_classes]) and `class_id` (int64 [batch]).
         encode (when `encoder` is given, e.g. BERT's `model.encoder`): the same input ->
             `pooled_output` (float32 [batch, hidden_dim]), a sentence embedding.
 
@@ -70,9 +76,14 @@ def export_saved_model(
     model_base = pathlib.Path(export_dir) / model_name
     model_base.mkdir(parents=True, exist_ok=True)
 
-    @tf.function(input_signature=[input_spec])
-    def serve(raw_inputs):
-        logits = model(preprocessor(_checked(raw_inputs, input_spec)), training=False)
+    input_specs = tuple(input_spec) if isinstance(input_spec, (tuple, list)) else (input_spec,)
+
+    def model_inputs(raw_inputs):
+        return preprocessor(*[_checked(raw, spec) for raw, spec in zip(raw_inputs, input_specs)])
+
+    @tf.function(input_signature=input_specs)
+    def serve(*raw_inputs):
+        logits = model(model_inputs(raw_inputs), training=False)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         return {"probabilities": probabilities, "class_id": tf.argmax(probabilities, axis=-1)}
 
@@ -82,9 +93,9 @@ def export_saved_model(
     archive.add_endpoint("serving_default", serve)
     if encoder is not None:
 
-        @tf.function(input_signature=[input_spec])
-        def encode(raw_inputs):
-            pooled = encoder(preprocessor(_checked(raw_inputs, input_spec)), training=False)["pooled_output"]
+        @tf.function(input_signature=input_specs)
+        def encode(*raw_inputs):
+            pooled = encoder(model_inputs(raw_inputs), training=False)["pooled_output"]
             return {"pooled_output": tf.cast(pooled, tf.float32)}
 
         archive.add_endpoint("encode", encode)
