@@ -1,6 +1,6 @@
 """Accuracy on real data: each model trained from scratch by `trainers.run` on sst2_local / mnist_local.
 
-    python -m benchmarks.accuracy                        # cnn, gru, lstm, transformer, bert (~20 min)
+    python -m benchmarks.accuracy                        # cnn, gru, lstm, transformer, bert (~30 min)
     python -m benchmarks.accuracy --models=cnn,gru --quick
 
 Every run is the command a user types, `python -m trainers.run --model=M --dataset=D`, in its own

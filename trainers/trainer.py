@@ -5,7 +5,12 @@ MultiWorkerMirroredStrategy and with `steps_per_execution > 1` under any strateg
 shared/FINDINGS.md), and TPUs need many steps per host call. The model stays a plain Keras model.
 
 State that makes a killed run resumable lives in one `tf.train.Checkpoint`: the model, the
-optimizer (with its slot variables), the global step and the position of the train data iterator.
+optimizer (with its slot variables), dropout's random-number states and the global step. The
+global step is also the position in the train data: a resumed run skips the batches already
+trained on, whose order the shuffle seed fixes. The data iterator itself is not checkpointed: its
+state holds the shuffle buffer and the partly filled cache of tokenized examples (for a large
+corpus many times the size of the weights), and pipelines with random ops (BERT's masking)
+cannot be serialized at all.
 """
 
 import functools
@@ -89,7 +94,12 @@ class Trainer:
                 0, dtype=tf.int64, trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA
             )
         model_weights = checkpointable_weights(model)
-        self._checkpoint = tf.train.Checkpoint(model=model_weights, optimizer=optimizer, global_step=self.global_step)
+        # Dropout's random-number states: a resumed run draws the masks an uninterrupted one draws.
+        weight_ids = {id(weight) for weight in model.weights}
+        random_states = [variable for variable in model.variables if id(variable) not in weight_ids]
+        self._checkpoint = tf.train.Checkpoint(
+            model=model_weights, random_states=random_states, optimizer=optimizer, global_step=self.global_step
+        )
         self._manager = tf.train.CheckpointManager(
             self._checkpoint,
             str(self.model_dir / "checkpoints"),
@@ -168,12 +178,12 @@ class Trainer:
         Returns:
             The objective's training metrics (RATIOS) over the last epoch (dict).
         """
-        iterator = iter(self.strategy.distribute_datasets_from_function(train_input_fn))
-        self._checkpoint.data_iterator = iterator  # Resuming continues where the data left off.
         manager = self._manager
         if manager.latest_checkpoint:
             self._checkpoint.restore(manager.latest_checkpoint).expect_partial()
             print(f"Resuming from {manager.latest_checkpoint} at step {int(self.global_step.numpy())}")
+        trained_steps = int(self.global_step.numpy())
+        iterator = iter(self.strategy.distribute_datasets_from_function(_skip_batches(train_input_fn, trained_steps)))
         train_loop = self._train_loop
         if isinstance(self.strategy, (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.TPUStrategy)):
             # On a preemption notice (SIGTERM, or a TPU maintenance event) every worker saves a
@@ -248,3 +258,21 @@ class Trainer:
                 if name != "num_examples":
                     tf.summary.scalar(name, value)
         return metrics
+
+
+def _skip_batches(input_fn, trained_steps):
+    """`input_fn` whose datasets start after the batches of the first `trained_steps` steps.
+
+    Each step takes one batch per replica from its input pipeline: a pipeline that feeds two
+    replicas skips two batches a step. The shuffle order is fixed by its seed, so the resumed
+    run reads what an uninterrupted run would have read next.
+    """
+    if not trained_steps:
+        return input_fn
+
+    def resumed_input_fn(input_context=None):
+        input_context = input_context or tf.distribute.InputContext()
+        batches_per_step = input_context.num_replicas_in_sync // input_context.num_input_pipelines
+        return input_fn(input_context).skip(trained_steps * batches_per_step)
+
+    return resumed_input_fn
