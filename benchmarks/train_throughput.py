@@ -451,6 +451,12 @@ def markdown(document) -> str:
         if row["jit_compile"] == document["results"][0]["jit_compile"]
     )
     targets = "\n".join(f"- {line}" for line in document["targets"])
+    runs = matmul["runs"]
+    if max(runs) > 1.5 * min(runs):
+        targets += (
+            f"\n- The matmul rate swung from {min(runs):.0f} to {max(runs):.0f} GFLOP/s within this run (other "
+            "jobs on the machine): the % of matmul figures and their verdicts above are not reliable."
+        )
     breakdowns = ""
     for name, stages in document.get("breakdowns", {}).items():
         rows = [
