@@ -34,7 +34,9 @@ def network_down(monkeypatch):
 
 
 def test_spec_table():
-    assert data.list_datasets() == ["glue/sst2", "imdb_reviews", "mnist", "zoo_digits", "zoo_sentiment"]
+    assert data.list_datasets() == [
+        "glue/sst2", "imdb_reviews", "mnist", "mnist_local", "sst2_local", "zoo_digits", "zoo_reviews", "zoo_sentiment"
+    ]
     sst2 = data.get_dataset_spec("glue/sst2")
     assert (sst2.modality, sst2.input_key) == ("text", "sentence")
     assert (sst2.train_split, sst2.eval_split) == ("train", "validation")

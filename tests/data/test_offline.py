@@ -126,3 +126,18 @@ def test_builds_without_the_importlib_resources_package(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert tfds.builder("zoo_digits", data_dir=str(tmp_path)).is_prepared()
+
+
+def test_zoo_reviews_are_documents_of_three_to_six_sentences_of_one_polarity(tmp_path):
+    from zoo.data.pretraining import documents_from_texts
+
+    splits = tfds.load("zoo_reviews", data_dir=str(tmp_path), download=True)
+    sizes = {split: len(list(dataset)) for split, dataset in splits.items()}
+    assert sizes == {"train": 2000, "test": 200}
+    texts = [example["text"].numpy() for example in splits["train"].take(300)]
+    documents = documents_from_texts(texts)
+    assert len(documents) == 300
+    # Sentences may themselves hold ". " (two clauses), so a review splits into 3 or more.
+    assert min(map(len, documents)) >= 3 and np.mean([len(document) for document in documents]) < 9
+    labels = [int(example["label"]) for example in splits["train"]]
+    assert 0.4 < np.mean(labels) < 0.6
