@@ -90,4 +90,4 @@ def main(names):
 
 if __name__ == "__main__":
     split_cpu(2)  # Before TensorFlow starts; importing this module (as the test does) leaves devices alone.
-    main(sys.argv[1:] or zoo.list_models())
+    main(sys.argv[1:] or list(TINY))
