@@ -33,6 +33,9 @@ class DataConfig:
     data_dir: str | None = None  # tfds data_dir; None means tfds' default (~/tensorflow_datasets).
     sequence_length: int = 64  # Text is truncated or padded to this many tokens.
     vocabulary_size: int = 2000  # Upper bound of the WordPiece vocabulary learned from the train split.
+    train_files: str | None = None  # The user's labeled TSV/CSV files (path or glob) instead of `dataset`.
+    eval_files: str | None = None  # Their eval counterpart; needed with train_files.
+    bucket_boundaries: str = "auto"  # Text batches padded to length buckets: auto | none | "16,32,64".
 
 
 @dataclasses.dataclass

@@ -14,6 +14,7 @@ import yaml
 
 import zoo
 from zoo import data
+from zoo.data import buckets, files
 from zoo.data.images import ImagePreprocessor
 from zoo.data.pipeline import make_input_fn
 from zoo.data.text import TextPreprocessor, compute_vocabulary, load_vocabulary, save_vocabulary
@@ -40,6 +41,7 @@ class Task:
     eval_input_fn: Callable  # InputContext -> one pass over the eval split.
     sample_input: tf.Tensor  # One eval example, batched, as a client would send it.
     sample_label: int
+    steps_per_epoch: int | None = None  # One pass over the train split (None: examples // batch size).
 
 
 def check_same_experiment(config, model_dir: pathlib.Path):
@@ -57,12 +59,14 @@ def check_same_experiment(config, model_dir: pathlib.Path):
             )
 
 
-def _text_preprocessor(config, model_dir, dataset_spec, output_format):
-    """WordPiece over the vocabulary saved in `model_dir`, learned from the train split on first use."""
+def _text_preprocessor(config, model_dir, train_data, output_format):
+    """WordPiece over the vocabulary saved in `model_dir`, learned from `train_data` on first use."""
     vocabulary_path = model_dir / "vocabulary.txt"
     if not vocabulary_path.is_file():
-        texts = data.load(dataset_spec.name, dataset_spec.train_split, config.data.data_dir)
-        vocabulary = compute_vocabulary(texts.map(lambda text, label: text), config.data.vocabulary_size)
+        texts = train_data.flat_map(  # Both texts of a pair.
+            lambda raw_input, label: tf.data.Dataset.from_tensor_slices(tf.stack(tf.nest.flatten(raw_input)))
+        )
+        vocabulary = compute_vocabulary(texts, config.data.vocabulary_size)
         save_vocabulary(vocabulary, vocabulary_path)
     return TextPreprocessor(
         load_vocabulary(vocabulary_path),
@@ -74,37 +78,71 @@ def _text_preprocessor(config, model_dir, dataset_spec, output_format):
 def prepare_task(config, model_dir: pathlib.Path) -> Task:
     """Reads the dataset's metadata and builds the preprocessor and the input functions."""
     model_spec = zoo.get_spec(config.model_name)
-    dataset_spec = data.get_dataset_spec(config.data.dataset)
     modality = _MODALITY[model_spec.input_kind]
-    if dataset_spec.modality != modality:
-        raise ConfigError(
-            f"--dataset={dataset_spec.name} holds {dataset_spec.modality} but model "
-            f"{model_spec.name} reads {modality}; try --dataset={data.OFFLINE_DEFAULTS[modality]}"
-        )
-    info = data.dataset_info(dataset_spec.name, config.data.data_dir)
+    if config.data.train_files:  # The user's own labeled text (zoo.data.files).
+        source = _labeled_files(config, model_dir, model_spec, modality)
+        info, train_split, eval_split = source.info, "train", "eval"
+        source_key = repr([source.train.fingerprint(), source.eval.fingerprint()])
+
+        def load_split(split):
+            return lambda: source.load(split)
+    else:
+        dataset_spec = data.get_dataset_spec(config.data.dataset)
+        if dataset_spec.modality != modality:
+            raise ConfigError(
+                f"--dataset={dataset_spec.name} holds {dataset_spec.modality} but model "
+                f"{model_spec.name} reads {modality}; try --dataset={data.OFFLINE_DEFAULTS[modality]}"
+            )
+        info = data.dataset_info(dataset_spec.name, config.data.data_dir)
+        train_split, eval_split = dataset_spec.train_split, dataset_spec.eval_split
+        source_key = repr([dataset_spec.name, config.data.data_dir, info.num_examples])
+
+        def load_split(split):
+            return lambda: data.load(dataset_spec.name, split, config.data.data_dir)
+
+    common = dict(global_batch_size=config.train.batch_size, seed=config.train.seed)
     if modality == "image":
         preprocessor = ImagePreprocessor()
+        train_input_fn = make_input_fn(load_split(train_split), preprocessor, training=True, **common)
+        eval_input_fn = make_input_fn(load_split(eval_split), preprocessor, training=False, **common)
+        steps_per_epoch = info.num_examples[train_split] // config.train.batch_size
     else:
         output_format = "bert" if model_spec.input_kind == "bert" else "token_ids"
-        preprocessor = _text_preprocessor(config, model_dir, dataset_spec, output_format)
-
-    def load_split(split):
-        return lambda: data.load(dataset_spec.name, split, config.data.data_dir)
-
-    common = dict(preprocessor=preprocessor, global_batch_size=config.train.batch_size, seed=config.train.seed)
-    sample_input, sample_label = next(iter(load_split(dataset_spec.eval_split)().take(1)))
+        text_preprocessor = _text_preprocessor(config, model_dir, load_split(train_split)(), output_format)
+        # Tokenized once into model_dir, batched by length buckets (zoo.data.buckets).
+        preprocessor = buckets.PadToLongest(text_preprocessor)
+        train_input_fn, eval_input_fn, steps_per_epoch, boundaries, lengths = buckets.bucketed_input_fns(
+            load_split(train_split), load_split(eval_split), preprocessor,
+            cache_dir=model_dir / "tokens", cache_key=f"{source_key}/{text_preprocessor.get_config()}",
+            bucket_boundaries=config.data.bucket_boundaries, **common,
+        )
+        print(f"Length buckets (tokens, share of train examples up to each): {buckets.describe(lengths, boundaries)}")
+    sample_input, sample_label = next(iter(load_split(eval_split)().take(1)))
+    if isinstance(sample_input, tuple):
+        sample_input = sample_input[0]  # Served one text at a time.
     return Task(
         modality=modality,
         num_classes=info.num_classes,
         class_names=list(info.class_names),
-        num_train_examples=info.num_examples[dataset_spec.train_split],
+        num_train_examples=info.num_examples[train_split],
         preprocessor=preprocessor,
         serving_input_spec=serving_input_spec(model_spec.input_kind, info.image_shape),
-        train_input_fn=make_input_fn(load_split(dataset_spec.train_split), training=True, **common),
-        eval_input_fn=make_input_fn(load_split(dataset_spec.eval_split), training=False, **common),
+        train_input_fn=train_input_fn,
+        eval_input_fn=eval_input_fn,
         sample_input=tf.cast(sample_input, tf.float32)[None] if modality == "image" else sample_input[None],
         sample_label=int(sample_label),
+        steps_per_epoch=max(1, steps_per_epoch),
     )
+
+
+def _labeled_files(config, model_dir, model_spec, modality) -> files.LabeledFiles:
+    """The checked `--train_files` and `--eval_files`, with the label list kept in `model_dir`."""
+    if modality != "text":
+        raise ConfigError(f"--train_files holds text but model {model_spec.name} reads {modality}")
+    source = files.open_labeled_files(config.data.train_files, config.data.eval_files, model_dir / "labels.txt")
+    if source.is_pair and model_spec.input_kind != "bert":
+        raise ConfigError(f"{config.data.train_files} holds text pairs; only --model=bert reads pairs")
+    return source
 
 
 def build_model(config, task: Task) -> keras.Model:

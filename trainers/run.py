@@ -40,6 +40,11 @@ flags.DEFINE_string("model", None, "Registered model name: bert, cnn, gru, lstm,
 flags.DEFINE_string("config", None, "Experiment YAML; default configs/<model>/<dataset or offline>.yaml.")
 flags.DEFINE_string("params_override", "", "Comma-separated section.field=value, e.g. model.num_layers=4.")
 flags.DEFINE_string("dataset", None, "tfds dataset name (e.g. zoo_sentiment, imdb_reviews, glue/sst2, mnist).")
+flags.DEFINE_string("train_files", None, "Your labeled TSV/CSV (path or glob; header: sentence or text, "
+                    "optional sentence2, label) to train on instead of --dataset.")
+flags.DEFINE_string("eval_files", None, "Labeled TSV/CSV to evaluate on, with --train_files.")
+flags.DEFINE_string("bucket_boundaries", None, "Overrides data.bucket_boundaries: auto (from the train "
+                    "lengths, at most 5), none (pad to --sequence_length), or lengths like 16,32,64.")
 flags.DEFINE_string("data_dir", None, "tfds data_dir where datasets are read and built.")
 flags.DEFINE_string("model_dir", None, "Checkpoints, logs, vocabulary, metrics.json; default runs/<model>.")
 flags.DEFINE_string("export_dir", "exports", "SavedModels go to <export_dir>/<model>/<version>.")
@@ -77,6 +82,9 @@ _FLAG_OVERRIDES = {  # flag -> (config section, field)
     "sequence_length": ("data", "sequence_length"),
     "data_dir": ("data", "data_dir"),
     "dataset": ("data", "dataset"),
+    "train_files": ("data", "train_files"),
+    "eval_files": ("data", "eval_files"),
+    "bucket_boundaries": ("data", "bucket_boundaries"),
     "checkpoint_every_steps": ("train", "checkpoint_every_steps"),
     "clipnorm": ("train", "clipnorm"),
     "jit_compile": ("train", "jit_compile"),
@@ -94,7 +102,8 @@ def resolve_config() -> config_lib.ExperimentConfig:
     else:
         if not FLAGS.model:
             raise ConfigError("--model is required (or --config); try --model=bert")
-        path = config_lib.default_config_path(FLAGS.model, FLAGS.dataset)
+        # Own files: configs/<model>/files.yaml, sized for real sentences.
+        path = config_lib.default_config_path(FLAGS.model, FLAGS.dataset or ("files" if FLAGS.train_files else None))
         if not path.is_file():
             path = config_lib.default_config_path(FLAGS.model)
         if not path.is_file():
@@ -137,7 +146,7 @@ def run(config, *, mode, model_dir, export_dir):
     # After the data is prepared (building a dataset draws random numbers): the same initial
     # weights and dropout masks on every run of this config.
     keras.utils.set_random_seed(config.train.seed)
-    steps_per_epoch = config.train.steps_per_epoch or max(1, task.num_train_examples // config.train.batch_size)
+    steps_per_epoch = config.train.steps_per_epoch or task.steps_per_epoch or max(1, task.num_train_examples // config.train.batch_size)
     with strategy.scope():
         model = experiment.build_model(config, task)
         optimizer = experiment.create_optimizer(config, model, total_steps=config.train.epochs * steps_per_epoch)
@@ -152,19 +161,26 @@ def run(config, *, mode, model_dir, export_dir):
     )
 
     if mode in ("train", "train_and_eval"):
+        eval_seconds = []
+
         def evaluate_and_keep_best(epoch):
+            eval_started = time.perf_counter()
             metrics = trainer.evaluate(task.eval_input_fn)
             print(f"Eval after epoch {epoch + 1}: " + format_metrics(metrics))
             trainer.save_if_best(metrics)
+            eval_seconds.append(time.perf_counter() - eval_started)
 
-        started = time.perf_counter()
+        started, first_step = time.perf_counter(), int(trainer.global_step.numpy())
         trainer.train(
             task.train_input_fn,
             epochs=config.train.epochs,
             steps_per_epoch=steps_per_epoch,
             after_epoch=evaluate_and_keep_best if mode == "train_and_eval" else None,
         )
-        print(f"Trained to step {int(trainer.global_step.numpy())} in {time.perf_counter() - started:.1f} s")
+        seconds, steps = time.perf_counter() - started, int(trainer.global_step.numpy()) - first_step
+        epoch_seconds = (seconds - sum(eval_seconds)) * steps_per_epoch / max(steps, 1)
+        print(f"Trained to step {first_step + steps} in {seconds:.1f} s; epoch time {epoch_seconds:.1f} s "
+              f"({task.num_train_examples / epoch_seconds:.1f} examples/s, evaluation excluded)")
     elif mode == "eval":
         print(f"Evaluating {trainer.restore()}")
     else:
