@@ -1,0 +1,255 @@
+"""Fine-tuning on SST-2 from scratch: zoo (tokenize once, length buckets, K steps a call) vs keras-hub.
+
+    python -m benchmarks.finetune            # about 30 min; skips when ../shared/data/sst2 is absent
+
+For each model size, on GLUE SST-2 train (67,349 sentences) and dev (872), one epoch, with the same
+model size, WordPiece vocabulary (learned once from the train split, shared by both sides), batch
+size, optimizer (AdamW, weight decay 0.01) and peak learning rate:
+
+- zoo: `python -m trainers.run --model=... --train_files=train.tsv --eval_files=dev.tsv --epochs=1`
+  in a subprocess: a whole real epoch. Its own printout gives the epoch time (evaluation excluded)
+  and metrics.json the dev accuracy; the process's wall time (vocabulary, tokenization, tracing,
+  evaluation and export included) is reported beside it.
+- keras-hub: its recipe, raw strings -> `BertTextClassifierPreprocessor(sequence_length=128)` ->
+  `BertClassifier.fit` (for the transformer: keras-hub `WordPieceTokenizer(sequence_length=128)`
+  mapped over the data, then `TokenAndPositionEmbedding` + `TransformerEncoder` blocks + masked mean
+  pool), XLA on (`jit_compile=True`, its faster setting). A whole epoch would take an hour for
+  bert_mini, so it is TIMED on `--peer_steps` steps in two blocks, one before and one after zoo's
+  epoch (FINDINGS.md section 11: per-step medians, alternating), and its epoch time EXTRAPOLATED as
+  the median step time x the epoch's steps. Its dev accuracy is measured after training
+  `--peer_accuracy_steps` steps (a subset of the epoch), not a whole epoch.
+
+Writes `benchmarks/results/finetune/<UTC>.json` and BENCHMARKS.md's finetune section.
+"""
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app, flags
+
+from benchmarks import common
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("sizes", ["bert_tiny", "bert_mini", "transformer"], "Model sizes to compare.")
+flags.DEFINE_integer("peer_steps", 10, "keras-hub steps timed per block (two blocks, around zoo's epoch).")
+flags.DEFINE_integer("peer_accuracy_steps", 300, "keras-hub steps trained before its dev accuracy is measured.")
+flags.DEFINE_string("data", str(common.REPOSITORY.parent / "shared" / "data" / "sst2"), "GLUE SST-2 folder.")
+
+SEQUENCE_LENGTH = 128
+VOCABULARY_SIZE = 8000
+# name -> (zoo model, model overrides, batch size, peak learning rate)
+SIZES = {
+    "bert_tiny": ("bert", dict(num_layers=2, num_heads=2, hidden_dim=128, intermediate_dim=512), 32, 5e-4),
+    "bert_mini": ("bert", dict(num_layers=4, num_heads=4, hidden_dim=256, intermediate_dim=1024), 32, 5e-4),
+    "transformer": ("transformer", dict(num_layers=2, num_heads=4, hidden_dim=128, intermediate_dim=256), 64, 5e-4),
+}
+
+
+def read_tsv(path):
+    """GLUE's TSV (no quoting): sentences and integer labels."""
+    lines = pathlib.Path(path).read_text(encoding="utf-8").splitlines()[1:]
+    sentences, labels = zip(*(line.split("\t") for line in lines))
+    return list(sentences), [int(label) for label in labels]
+
+
+def run_zoo(size, model_dir, data_dir):
+    """One epoch through trainers.run; returns its epoch time, dev accuracy and wall time."""
+    model, overrides, batch_size, learning_rate = SIZES[size]
+    override = ",".join(f"model.{key}={value}" for key, value in overrides.items())
+    command = [
+        sys.executable, "-m", "trainers.run", f"--model={model}",
+        f"--train_files={data_dir}/train.tsv", f"--eval_files={data_dir}/dev.tsv", "--epochs=1",
+        f"--batch_size={batch_size}", f"--learning_rate={learning_rate}", f"--sequence_length={SEQUENCE_LENGTH}",
+        f"--model_dir={model_dir}", f"--export_dir={model_dir}/exports", f"--params_override={override}",
+    ]
+    started = time.perf_counter()
+    finished = subprocess.run(command, cwd=common.REPOSITORY, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if finished.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{finished.stderr[-3000:]}")
+    epoch = re.search(r"epoch time ([\d.]+) s", finished.stdout)
+    buckets = re.search(r"Length buckets[^:]*: (.+)", finished.stdout)
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    return {
+        "command": " ".join(command[1:]),
+        "epoch_seconds": float(epoch.group(1)),
+        "process_wall_seconds": round(wall, 1),
+        "dev_accuracy": metrics["accuracy"],
+        "buckets": buckets.group(1) if buckets else None,
+        "steps": metrics["global_step"],
+    }
+
+
+def build_peer(size, vocabulary):
+    """keras-hub's recipe for `size`: (model taking raw strings, or a tokenizer + model)."""
+    import keras
+    import keras_hub
+
+    model_name, overrides, _, learning_rate = SIZES[size]
+    if model_name == "bert":
+        backbone = keras_hub.models.BertBackbone(
+            vocabulary_size=len(vocabulary), max_sequence_length=SEQUENCE_LENGTH, dropout=0.1, **overrides
+        )
+        tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
+        preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=SEQUENCE_LENGTH)
+        model = keras_hub.models.BertClassifier(backbone, num_classes=2, preprocessor=preprocessor, dropout=0.1)
+        preprocess = None  # BertClassifier.fit maps its preprocessor over the raw strings.
+    else:
+        tokenizer = keras_hub.tokenizers.WordPieceTokenizer(
+            vocabulary=vocabulary, sequence_length=SEQUENCE_LENGTH, lowercase=True
+        )
+        token_ids = keras.Input([SEQUENCE_LENGTH], dtype="int32")
+        padding_mask = keras.ops.not_equal(token_ids, 0)
+        x = keras_hub.layers.TokenAndPositionEmbedding(len(vocabulary), SEQUENCE_LENGTH, overrides["hidden_dim"])(token_ids)
+        for _ in range(overrides["num_layers"]):
+            x = keras_hub.layers.TransformerEncoder(overrides["intermediate_dim"], overrides["num_heads"], dropout=0.1)(
+                x, padding_mask=padding_mask
+            )
+        x = keras.layers.GlobalAveragePooling1D()(x, mask=padding_mask)
+        model = keras.Model(token_ids, keras.layers.Dense(2)(x))
+        preprocess = tokenizer
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=True,
+    )
+    return model, preprocess
+
+
+def peer_dataset(preprocess, sentences, labels, batch_size, seed):
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((sentences, labels)).shuffle(len(sentences), seed=seed)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    if preprocess is not None:  # Tokenized every epoch, as the recipe does.
+        dataset = dataset.map(lambda text, label: (preprocess(text), label), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def time_peer_steps(model, dataset, steps):
+    """Per-step seconds of `fit` over `steps` batches (batch end to batch end, the first dropped)."""
+    import keras
+
+    stamps = []
+
+    class Stamp(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            stamps.append(time.perf_counter())
+
+    model.fit(dataset.take(steps + 1), epochs=1, verbose=0, callbacks=[Stamp()])
+    return [later - earlier for earlier, later in zip(stamps, stamps[1:])]
+
+
+def peer_accuracy(model, preprocess, train, dev, batch_size, steps):
+    """Trains `steps` more steps (a subset of the epoch), then the dev accuracy."""
+    model.fit(peer_dataset(preprocess, *train, batch_size, seed=1).take(steps), epochs=1, verbose=0)
+    import numpy as np
+    import tensorflow as tf
+
+    inputs = tf.constant(dev[0]) if preprocess is None else preprocess(tf.constant(dev[0]))
+    logits = model.predict(inputs, batch_size=128, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=-1) == np.asarray(dev[1])))
+
+
+def compare(size, vocabulary, vocabulary_path, train, dev, data_dir, work_dir):
+    _, _, batch_size, _ = SIZES[size]
+    model, preprocess = build_peer(size, vocabulary)
+    dataset = peer_dataset(preprocess, *train, batch_size, seed=0)
+    time_peer_steps(model, dataset, 2)  # Tracing and XLA compilation, not timed.
+    step_times = time_peer_steps(model, dataset, FLAGS.peer_steps)
+    model_dir = work_dir / size
+    model_dir.mkdir(parents=True)
+    (model_dir / "vocabulary.txt").write_text(vocabulary_path.read_text())  # The same vocabulary.
+    zoo = run_zoo(size, model_dir, data_dir)
+    step_times += time_peer_steps(model, dataset, FLAGS.peer_steps)
+    steps_per_epoch = len(train[0]) // batch_size
+    peer_step = common.median(step_times)
+    peer = {
+        "measured_steps": len(step_times),
+        "median_step_seconds": round(peer_step, 4),
+        "step_seconds_p10_p90": [round(common.percentile(step_times, q), 4) for q in (0.1, 0.9)],
+        "epoch_seconds_extrapolated": round(peer_step * steps_per_epoch, 1),
+        "examples_per_second": round(batch_size / peer_step, 1),
+        "dev_accuracy": peer_accuracy(model, preprocess, train, dev, batch_size, FLAGS.peer_accuracy_steps),
+        "dev_accuracy_after_steps": 2 + 2 * FLAGS.peer_steps + FLAGS.peer_accuracy_steps,
+    }
+    zoo["examples_per_second"] = round(len(train[0]) / zoo["epoch_seconds"], 1)
+    return {"size": size, "batch_size": batch_size, "zoo": zoo, "keras_hub": peer,
+            "speedup": round(peer["epoch_seconds_extrapolated"] / zoo["epoch_seconds"], 2)}
+
+
+def markdown(document):
+    rows = [
+        [
+            result["size"],
+            f"{result['zoo']['epoch_seconds']:.0f} s ({result['zoo']['examples_per_second']:.0f}/s)",
+            f"{result['keras_hub']['epoch_seconds_extrapolated']:.0f} s ({result['keras_hub']['examples_per_second']:.0f}/s)",
+            f"**{result['speedup']:.1f}x**",
+            f"{result['zoo']['dev_accuracy']:.4f}",
+            f"{result['keras_hub']['dev_accuracy']:.4f} after {result['keras_hub']['dev_accuracy_after_steps']} steps",
+            result["zoo"]["buckets"],
+        ]
+        for result in document["results"]
+    ]
+    table = common.markdown_table(
+        ["model", "zoo epoch (measured)", "keras-hub epoch (extrapolated)", "ratio", "zoo dev acc (1 epoch)",
+         "keras-hub dev acc", "zoo's buckets (tokens, percentile)"],
+        rows,
+    )
+    return f"""## Fine-tuning on SST-2: zoo vs keras-hub's recipe (`python -m benchmarks.finetune`)
+
+{common.environment_line(document)}
+
+One epoch of GLUE SST-2 train (67,349 sentences), from scratch, float32, same model size, vocabulary
+({document['vocabulary_size']} WordPiece tokens learned from train), batch size, AdamW and learning rate on
+both sides; sequence length 128. **zoo**: `trainers.run --train_files=train.tsv --eval_files=dev.tsv
+--epochs=1` (tokenized once, length buckets chosen automatically, {document['zoo_steps_per_loop']} steps a
+`tf.function` call, no XLA), a whole epoch measured; its epoch time excludes the one-off vocabulary,
+tokenization and evaluation, which the process wall time in the JSON includes. **keras-hub**: raw strings ->
+`BertTextClassifierPreprocessor(sequence_length=128)` -> `BertClassifier.fit` (transformer: `WordPieceTokenizer`
+-> `TokenAndPositionEmbedding` + 2 `TransformerEncoder` + masked mean pool), XLA on, padded to 128: its
+per-step time was MEASURED on {2 * document['peer_steps']} steps (two blocks, before and after zoo's epoch,
+median) and the epoch EXTRAPOLATED (x 67,349 / batch steps); its dev accuracy was measured after only the
+steps listed (a subset of an epoch), so it understates what a whole epoch would reach.
+
+{table}
+"""
+
+
+def main(argv):
+    del argv
+    data_dir = pathlib.Path(FLAGS.data)
+    if not (data_dir / "train.tsv").is_file():
+        print(f"skipped: no SST-2 at {data_dir}")
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    from zoo.data.text import compute_vocabulary, save_vocabulary
+
+    train, dev = read_tsv(data_dir / "train.tsv"), read_tsv(data_dir / "dev.tsv")
+    vocabulary = compute_vocabulary(tf.data.Dataset.from_tensor_slices(train[0]), VOCABULARY_SIZE)
+    document = common.new_document(
+        "finetune", vocabulary_size=len(vocabulary), peer_steps=FLAGS.peer_steps, zoo_steps_per_loop=20, results=[]
+    )
+    with tempfile.TemporaryDirectory(prefix="zoo-finetune-") as work:
+        work_dir = pathlib.Path(work)
+        vocabulary_path = work_dir / "vocabulary.txt"
+        save_vocabulary(vocabulary, vocabulary_path)
+        for size in FLAGS.sizes:
+            result = compare(size, vocabulary, vocabulary_path, train, dev, data_dir, work_dir)
+            print(json.dumps(result), flush=True)
+            document["results"].append(result)
+    print(f"Wrote {common.save_result(document)}")
+    common.write_section("finetune", markdown(document))
+
+
+if __name__ == "__main__":
+    app.run(main)
