@@ -111,12 +111,14 @@ def prepare_task(config, model_dir: pathlib.Path) -> Task:
         text_preprocessor = _text_preprocessor(config, model_dir, load_split(train_split)(), output_format)
         # Tokenized once into model_dir, batched by length buckets (zoo.data.buckets).
         preprocessor = buckets.PadToLongest(text_preprocessor)
-        train_input_fn, eval_input_fn, steps_per_epoch, boundaries, lengths = buckets.bucketed_input_fns(
+        splits = buckets.bucketed_input_fns(
             load_split(train_split), load_split(eval_split), preprocessor,
             cache_dir=model_dir / "tokens", cache_key=f"{source_key}/{text_preprocessor.get_config()}",
             bucket_boundaries=config.data.bucket_boundaries, **common,
         )
-        print(f"Length buckets (tokens, share of train examples up to each): {buckets.describe(lengths, boundaries)}")
+        train_input_fn, eval_input_fn = splits.train_input_fn, splits.eval_input_fn
+        steps_per_epoch = splits.steps_per_epoch
+        print(f"Length buckets (tokens, share of train examples up to each): {splits.description}")
     sample_input, sample_label = next(iter(load_split(eval_split)().take(1)))
     if isinstance(sample_input, tuple):
         sample_input = sample_input[0]  # Served one text at a time.

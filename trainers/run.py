@@ -146,7 +146,11 @@ def run(config, *, mode, model_dir, export_dir):
     # After the data is prepared (building a dataset draws random numbers): the same initial
     # weights and dropout masks on every run of this config.
     keras.utils.set_random_seed(config.train.seed)
-    steps_per_epoch = config.train.steps_per_epoch or task.steps_per_epoch or max(1, task.num_train_examples // config.train.batch_size)
+    steps_per_epoch = (
+        config.train.steps_per_epoch
+        or task.steps_per_epoch
+        or max(1, task.num_train_examples // config.train.batch_size)
+    )
     with strategy.scope():
         model = experiment.build_model(config, task)
         optimizer = experiment.create_optimizer(config, model, total_steps=config.train.epochs * steps_per_epoch)

@@ -20,9 +20,11 @@ Padding never changes a model's answer, because every zoo text model masks it (t
 `padding_mask`); the tests check logits and losses against fixed padding.
 """
 
+import dataclasses
 import hashlib
 import itertools
 import os
+from typing import Callable
 
 import keras
 import numpy as np
@@ -271,6 +273,23 @@ def _fill_batch(model_inputs, labels, batch_size):
     return tf.nest.map_structure(fill, model_inputs), tf.ensure_shape(labels, [batch_size])
 
 
+@dataclasses.dataclass(frozen=True)
+class BucketedSplits:
+    """A task's bucketed input functions (for `distribute_datasets_from_function`) and epoch size.
+
+    Attributes:
+        train_input_fn: callable. Repeated, shuffled training batches.
+        eval_input_fn: callable. One pass over the eval split.
+        steps_per_epoch: int. Training steps that see every example once.
+        description: str. The boundaries and their percentiles, e.g. "16 (p62), 32 (p95)".
+    """
+
+    train_input_fn: Callable
+    eval_input_fn: Callable
+    steps_per_epoch: int
+    description: str
+
+
 def bucketed_input_fns(load_train, load_eval, preprocessor, *, cache_dir, cache_key, bucket_boundaries,
                        global_batch_size, seed=0):
     """Tokenizes both splits once and returns their bucketed input functions.
@@ -283,8 +302,8 @@ def bucketed_input_fns(load_train, load_eval, preprocessor, *, cache_dir, cache_
         global_batch_size: int. seed: int.
 
     Returns:
-        `(train_input_fn, eval_input_fn, steps_per_epoch, boundaries, train_lengths)`; the eval
-        split uses the training split's boundaries (plus its own longest length if that is beyond).
+        `BucketedSplits`. The eval split uses the training split's boundaries, plus its own longest
+        length if that is beyond them.
     """
     load_train_tokens, train_lengths = tokenize_once(load_train, preprocessor, cache_dir, f"train/{cache_key}")
     load_eval_tokens, eval_lengths = tokenize_once(load_eval, preprocessor, cache_dir, f"eval/{cache_key}")
@@ -292,10 +311,9 @@ def bucketed_input_fns(load_train, load_eval, preprocessor, *, cache_dir, cache_
     eval_longest = int(eval_lengths.max(initial=0))
     eval_boundaries = boundaries if eval_longest <= boundaries[-1] else boundaries + [eval_longest]
     common = dict(global_batch_size=global_batch_size, seed=seed)
-    return (
-        make_bucketed_input_fn(load_train_tokens, boundaries, training=True, **common),
-        make_bucketed_input_fn(load_eval_tokens, eval_boundaries, training=False, **common),
-        steps_per_epoch(train_lengths, boundaries, global_batch_size),
-        boundaries,
-        train_lengths,
+    return BucketedSplits(
+        train_input_fn=make_bucketed_input_fn(load_train_tokens, boundaries, training=True, **common),
+        eval_input_fn=make_bucketed_input_fn(load_eval_tokens, eval_boundaries, training=False, **common),
+        steps_per_epoch=steps_per_epoch(train_lengths, boundaries, global_batch_size),
+        description=describe(train_lengths, boundaries),
     )

@@ -22,6 +22,7 @@ column (`FileFormatError`), before any training; then tf.data's `CsvDataset` rea
 
 import csv
 import dataclasses
+import functools
 import os
 
 import tensorflow as tf
@@ -204,11 +205,13 @@ class LabeledFiles:
         """One split as `(raw_input, label)`: raw_input a tf.string scalar, or a pair of them
         `(text, text_pair)`; label int64, the id in the label list. In file order."""
         scanned = getattr(self, split)
-        keys = list(self.info.class_names)
-        table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(keys, tf.range(len(keys), dtype=tf.int64)), default_value=-1
-        )
-        is_integer = _is_integer_list(keys)
+        names = list(self.info.class_names)
+        if _is_integer_list(names):
+            to_id = functools.partial(tf.strings.to_number, out_type=tf.int64)
+        else:  # Every label was checked to be in the list.
+            to_id = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(names, tf.range(len(names), dtype=tf.int64)), default_value=-1
+            ).lookup
         dataset = tf.data.experimental.CsvDataset(
             list(scanned.paths),
             record_defaults=[tf.constant("", tf.string)] * len(scanned.columns),
@@ -222,10 +225,8 @@ class LabeledFiles:
 
         def to_example(*fields):
             fields = [fields[index] for index in order]
-            label = tf.strings.strip(fields[-1])
-            label_id = tf.strings.to_number(label, tf.int64) if is_integer else table.lookup(label)
             raw_input = tuple(fields[:-1]) if len(fields) == 3 else fields[0]
-            return raw_input, label_id
+            return raw_input, to_id(tf.strings.strip(fields[-1]))
 
         return dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
 
