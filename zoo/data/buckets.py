@@ -224,8 +224,8 @@ def make_bucketed_input_fn(load_tokens, boundaries, global_batch_size, training,
     Returns:
         `input_fn(input_context)` -> `tf.data.Dataset` of `(model_inputs, label)`: model_inputs
         [per_replica_batch, bucket length] (or a dict of those), label int32 [per_replica_batch],
-        `PADDING_LABEL` in the rows that fill a bucket's last batch. The replicas fed by one
-        pipeline get the slices of one batch, so they share its bucket in every step.
+        `PADDING_LABEL` in the rows that fill a bucket's last batch. All replicas (of all
+        pipelines) get slices of one global batch, so they share its bucket in every step.
     """
     # bucket_by_sequence_length's bucket i holds lengths in [b_(i-1), b_i) and pads to b_i - 1; a
     # last bucket [max + 1, inf) stays empty.
@@ -235,12 +235,13 @@ def make_bucketed_input_fn(load_tokens, boundaries, global_batch_size, training,
         input_context = input_context or tf.distribute.InputContext()
         per_replica_batch_size = input_context.get_per_replica_batch_size(global_batch_size)
         replicas_fed = input_context.num_replicas_in_sync // input_context.num_input_pipelines
-        batch_size = per_replica_batch_size * replicas_fed
+        pipeline_batch_size = per_replica_batch_size * replicas_fed
+        # Training: every pipeline (worker) builds the same global batches (same seed) and keeps its
+        # slice of each, so all workers are in the same bucket at every step: gradient collectives
+        # need equal shapes. Eval: each pipeline reads the whole split (no collectives).
+        batch_size = global_batch_size if training else pipeline_batch_size
 
-        dataset = load_tokens()
-        if training and input_context.num_input_pipelines > 1:
-            dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-        dataset = dataset.cache()
+        dataset = load_tokens().cache()
         if training:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed)
         dataset = dataset.bucket_by_sequence_length(
@@ -253,6 +254,9 @@ def make_bucketed_input_fn(load_tokens, boundaries, global_batch_size, training,
         if training:
             # Each bucket's last batch comes at the end of a pass; mix them in.
             dataset = dataset.shuffle(256, seed=seed).repeat()
+            if input_context.num_input_pipelines > 1:
+                dataset = dataset.rebatch(pipeline_batch_size, drop_remainder=True)
+                dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         if replicas_fed > 1:
             dataset = dataset.rebatch(per_replica_batch_size, drop_remainder=True)
         return dataset.prefetch(tf.data.AUTOTUNE)
