@@ -35,8 +35,11 @@ class DataConfig:
     sequence_length: int = 64  # Text is truncated or padded to this many tokens.
     vocabulary_size: int = 2000  # Upper bound of the WordPiece vocabulary learned from the train split.
     lowercase: bool = True  # Uncased WordPiece (a --preset sets its tokenizer's own).
-    train_files: str | None = None  # Local files instead of `dataset` (pretrain: a glob of text files).
-    eval_files: str | None = None  # pretrain: held-out text files (default: every 20th train document).
+    # Local files instead of `dataset`. classify: labeled TSV/CSV (path or glob); pretrain: a glob of
+    # text files (a sentence or paragraph a line, blank lines between documents).
+    train_files: str | None = None
+    eval_files: str | None = None  # classify: needed with train_files; pretrain: default every 20th document.
+    bucket_boundaries: str = "auto"  # Text batches padded to length buckets: auto | none | "16,32,64".
     mask_rate: float = 0.15  # pretrain: share of tokens masked for the masked-LM objective.
     max_predictions: int = 20  # pretrain: masked tokens predicted per sequence, at most.
 

@@ -17,7 +17,7 @@ import yaml
 import zoo
 from zoo import data
 from trainers.trainer import checkpointable_weights
-from zoo.data import pretraining
+from zoo.data import buckets, files, pretraining
 from zoo.data.images import ImagePreprocessor
 from zoo.data.pipeline import make_input_fn
 from zoo.data.text import TextPreprocessor, compute_vocabulary, load_vocabulary, save_vocabulary
@@ -49,6 +49,7 @@ class Task:
     sample_input: tf.Tensor  # One eval example, batched, as a client would send it.
     sample_label: int
     sample_model_input: object  # One batch of model inputs (builds the model's weights).
+    steps_per_epoch: int | None = None  # One pass over the train split (None: examples // batch size).
 
 
 def check_same_experiment(config, model_dir: pathlib.Path):
@@ -119,41 +120,84 @@ def prepare_task(config, model_dir: pathlib.Path, preset=None) -> Task:
     model_spec = zoo.get_spec(config.model_name)
     if config.train.task == "pretrain":
         return _prepare_pretraining(config, model_dir, model_spec, preset)
-    dataset_spec = data.get_dataset_spec(config.data.dataset)
     modality = _MODALITY[model_spec.input_kind]
-    if dataset_spec.modality != modality:
-        raise ConfigError(
-            f"--dataset={dataset_spec.name} holds {dataset_spec.modality} but model "
-            f"{model_spec.name} reads {modality}; try --dataset={data.OFFLINE_DEFAULTS[modality]}"
-        )
-    info = data.dataset_info(dataset_spec.name, config.data.data_dir)
+    text_pair = False
+    if config.data.train_files:  # The user's own labeled text (zoo.data.files).
+        source = _labeled_files(config, model_dir, model_spec, modality)
+        info, train_split, eval_split, text_pair = source.info, "train", "eval", source.is_pair
+        source_key = repr([source.train.fingerprint(), source.eval.fingerprint()])
 
-    def load_split(split):
-        return lambda: data.load(dataset_spec.name, split, config.data.data_dir)
+        def load_split(split):
+            return lambda: source.load(split)
+    else:
+        dataset_spec = data.get_dataset_spec(config.data.dataset)
+        if dataset_spec.modality != modality:
+            raise ConfigError(
+                f"--dataset={dataset_spec.name} holds {dataset_spec.modality} but model "
+                f"{model_spec.name} reads {modality}; try --dataset={data.OFFLINE_DEFAULTS[modality]}"
+            )
+        info = data.dataset_info(dataset_spec.name, config.data.data_dir)
+        train_split, eval_split = dataset_spec.train_split, dataset_spec.eval_split
+        source_key = repr([dataset_spec.name, config.data.data_dir, info.num_examples])
 
+        def load_split(split):
+            return lambda: data.load(dataset_spec.name, split, config.data.data_dir)
+
+    common = dict(global_batch_size=config.train.batch_size, seed=config.train.seed)
     if modality == "image":
         preprocessor = ImagePreprocessor()
+        train_input_fn = make_input_fn(load_split(train_split), preprocessor, training=True, **common)
+        eval_input_fn = make_input_fn(load_split(eval_split), preprocessor, training=False, **common)
+        steps_per_epoch = info.num_examples[train_split] // config.train.batch_size
     else:
         output_format = "bert" if model_spec.input_kind == "bert" else "token_ids"
-        texts_fn = lambda: load_split(dataset_spec.train_split)().map(lambda text, label: text)  # noqa: E731
-        preprocessor = _text_preprocessor(config, model_dir, texts_fn, output_format, preset)
 
-    common = dict(preprocessor=preprocessor, global_batch_size=config.train.batch_size, seed=config.train.seed)
-    sample_input, sample_label = next(iter(load_split(dataset_spec.eval_split)().take(1)))
-    sample_input = tf.cast(sample_input, tf.float32)[None] if modality == "image" else sample_input[None]
+        def texts():  # Both texts of a pair.
+            return load_split(train_split)().flat_map(
+                lambda raw_input, label: tf.data.Dataset.from_tensor_slices(tf.stack(tf.nest.flatten(raw_input)))
+            )
+
+        text_preprocessor = _text_preprocessor(config, model_dir, texts, output_format, preset)
+        # Tokenized once into model_dir, batched by length buckets (zoo.data.buckets).
+        preprocessor = buckets.PadToLongest(text_preprocessor)
+        splits = buckets.bucketed_input_fns(
+            load_split(train_split), load_split(eval_split), preprocessor,
+            cache_dir=model_dir / "tokens", cache_key=f"{source_key}/{text_preprocessor.get_config()}",
+            bucket_boundaries=config.data.bucket_boundaries, **common,
+        )
+        train_input_fn, eval_input_fn = splits.train_input_fn, splits.eval_input_fn
+        steps_per_epoch = splits.steps_per_epoch
+        print(f"Length buckets (tokens, share of train examples up to each): {splits.description}")
+    sample_input, sample_label = next(iter(load_split(eval_split)().take(1)))
+    if modality == "image":
+        sample_input = tf.cast(sample_input, tf.float32)[None]
+    else:  # A batch of one text, or of one pair: (text [1], text_pair [1]).
+        sample_input = tf.nest.map_structure(lambda text: text[None], sample_input)
+    model_input = preprocessor(*sample_input) if text_pair else preprocessor(sample_input)
     return Task(
         modality=modality,
         num_classes=info.num_classes,
         class_names=list(info.class_names),
-        num_train_examples=info.num_examples[dataset_spec.train_split],
+        num_train_examples=info.num_examples[train_split],
         preprocessor=preprocessor,
-        serving_input_spec=serving_input_spec(model_spec.input_kind, info.image_shape),
-        train_input_fn=make_input_fn(load_split(dataset_spec.train_split), training=True, **common),
-        eval_input_fn=make_input_fn(load_split(dataset_spec.eval_split), training=False, **common),
+        serving_input_spec=serving_input_spec(model_spec.input_kind, info.image_shape, text_pair=text_pair),
+        train_input_fn=train_input_fn,
+        eval_input_fn=eval_input_fn,
         sample_input=sample_input,
         sample_label=int(sample_label),
-        sample_model_input=preprocessor(sample_input),
+        sample_model_input=model_input,
+        steps_per_epoch=max(1, steps_per_epoch),
     )
+
+
+def _labeled_files(config, model_dir, model_spec, modality) -> files.LabeledFiles:
+    """The checked `--train_files` and `--eval_files`, with the label list kept in `model_dir`."""
+    if modality != "text":
+        raise ConfigError(f"--train_files holds text but model {model_spec.name} reads {modality}")
+    source = files.open_labeled_files(config.data.train_files, config.data.eval_files, model_dir / "labels.txt")
+    if source.is_pair and model_spec.input_kind != "bert":
+        raise ConfigError(f"{config.data.train_files} holds text pairs; only --model=bert reads pairs")
+    return source
 
 
 def _pretraining_documents(config):

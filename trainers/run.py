@@ -44,10 +44,14 @@ flags.DEFINE_enum("task", None, ["classify", "pretrain"], "Overrides train.task.
 flags.DEFINE_string("config", None, "Experiment YAML; default configs/<model>/<dataset or offline>.yaml.")
 flags.DEFINE_string("params_override", "", "Comma-separated section.field=value, e.g. model.num_layers=4.")
 flags.DEFINE_string("dataset", None, "tfds dataset name (e.g. zoo_sentiment, imdb_reviews, glue/sst2, mnist).")
-flags.DEFINE_string("data_dir", None, "tfds data_dir where datasets are read and built.")
-flags.DEFINE_string("train_files", None, "Overrides data.train_files. --task=pretrain: a glob of UTF-8 text files, one "
+flags.DEFINE_string("train_files", None, "Your files instead of --dataset (path or glob). Classify: labeled TSV/CSV "
+                    "(header: sentence or text, optional sentence2, label). --task=pretrain: UTF-8 text files, one "
                     "sentence or paragraph per line, documents separated by blank lines.")
-flags.DEFINE_string("eval_files", None, "Overrides data.eval_files (held-out files, as --train_files).")
+flags.DEFINE_string("eval_files", None, "Files to evaluate on, as --train_files (needed for classify; pretrain "
+                    "holds out every 20th document without it).")
+flags.DEFINE_string("bucket_boundaries", None, "Overrides data.bucket_boundaries: auto (from the train "
+                    "lengths, at most 5), none (pad to --sequence_length), or lengths like 16,32,64.")
+flags.DEFINE_string("data_dir", None, "tfds data_dir where datasets are read and built.")
 flags.DEFINE_string("init_checkpoint", None, "Overrides train.init_checkpoint: the --model_dir of a --task=pretrain "
                     "run; fine-tuning starts from its encoder and vocabulary.")
 flags.DEFINE_string("preset", None, "Overrides train.preset: a keras-hub BERT preset (local directory, or a handle "
@@ -96,6 +100,7 @@ _FLAG_OVERRIDES = {  # flag -> (config section, field)
     "init_checkpoint": ("train", "init_checkpoint"),
     "preset": ("train", "preset"),
     "lora_rank": ("train", "lora_rank"),
+    "bucket_boundaries": ("data", "bucket_boundaries"),
     "checkpoint_every_steps": ("train", "checkpoint_every_steps"),
     "clipnorm": ("train", "clipnorm"),
     "jit_compile": ("train", "jit_compile"),
@@ -115,7 +120,10 @@ def resolve_config() -> config_lib.ExperimentConfig:
     else:
         if not FLAGS.model:
             raise ConfigError("--model is required (or --config); try --model=bert")
-        path = config_lib.default_config_path(FLAGS.model, FLAGS.dataset, FLAGS.task)
+        path = config_lib.default_config_path(
+            # Own labeled files: configs/<model>/files.yaml, sized for real sentences.
+            FLAGS.model, FLAGS.dataset or ("files" if FLAGS.train_files and FLAGS.task != "pretrain" else None), FLAGS.task
+        )
         if FLAGS.task == "pretrain" and zoo.get_spec(FLAGS.model).input_kind != "bert":
             raise ConfigError(f"--task=pretrain trains BERT's masked LM and next sentence prediction; "
                               f"--model={FLAGS.model} is not a BERT (try --model=bert)")
@@ -158,7 +166,11 @@ def run(config, *, mode, model_dir, export_dir):
     # After the data is prepared (building a dataset draws random numbers): the same initial
     # weights and dropout masks on every run of this config.
     keras.utils.set_random_seed(config.train.seed)
-    steps_per_epoch = config.train.steps_per_epoch or max(1, task.num_train_examples // config.train.batch_size)
+    steps_per_epoch = (
+        config.train.steps_per_epoch
+        or task.steps_per_epoch
+        or max(1, task.num_train_examples // config.train.batch_size)
+    )
     with strategy.scope():
         model = experiment.build_model(config, task, preset)
         optimizer = experiment.create_optimizer(config, model, total_steps=config.train.epochs * steps_per_epoch)
@@ -176,19 +188,26 @@ def run(config, *, mode, model_dir, export_dir):
     )
 
     if mode in ("train", "train_and_eval"):
+        eval_seconds = []
+
         def evaluate_and_keep_best(epoch):
+            eval_started = time.perf_counter()
             metrics = trainer.evaluate(task.eval_input_fn)
             print(f"Eval after epoch {epoch + 1}: " + format_metrics(metrics))
             trainer.save_if_best(metrics)
+            eval_seconds.append(time.perf_counter() - eval_started)
 
-        started = time.perf_counter()
+        started, first_step = time.perf_counter(), int(trainer.global_step.numpy())
         trainer.train(
             task.train_input_fn,
             epochs=config.train.epochs,
             steps_per_epoch=steps_per_epoch,
             after_epoch=evaluate_and_keep_best if mode == "train_and_eval" else None,
         )
-        print(f"Trained to step {int(trainer.global_step.numpy())} in {time.perf_counter() - started:.1f} s")
+        seconds, steps = time.perf_counter() - started, int(trainer.global_step.numpy()) - first_step
+        epoch_seconds = (seconds - sum(eval_seconds)) * steps_per_epoch / max(steps, 1)
+        print(f"Trained to step {first_step + steps} in {seconds:.1f} s; epoch time {epoch_seconds:.1f} s "
+              f"({task.num_train_examples / epoch_seconds:.1f} examples/s, evaluation excluded)")
     elif mode == "eval":
         print(f"Evaluating {trainer.restore()}")
     else:
@@ -253,7 +272,9 @@ def export_and_try(model, task, model_name, export_dir, tflite=True):
         sample, description = task.sample_input, f"the first eval image (label {task.sample_label})"
     else:
         sample, description = tf.constant([SAMPLE_TEXT]), repr(SAMPLE_TEXT)
-    probabilities = serving(sample)["probabilities"].numpy()[0]
+    if isinstance(task.serving_input_spec, tuple):  # A sentence-pair task: text and text_pair.
+        sample, description = task.sample_input, "the first eval pair"
+    probabilities = serving(*tf.nest.flatten(sample))["probabilities"].numpy()[0]
     class_id = int(probabilities.argmax())
     name = task.class_names[class_id] if task.class_names else str(class_id)
     print(f"Exported model's answer for {description}: {name} (p={probabilities[class_id]:.3f})")
