@@ -66,3 +66,20 @@ def test_a_bad_file_is_one_line_on_stderr_and_exit_code_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].endswith(f"{train} line 3: 1 fields, but the header has 2 "
                                                            "('\\t'-separated: sentence, label)")
+
+
+def test_sentence_pairs_train_and_the_export_takes_text_and_text_pair(tmp_path):
+    rows = [(a, b, int(a.split()[0] == b.split()[0])) for a in POSITIVE + NEGATIVE for b in POSITIVE[:3] + NEGATIVE[:3]]
+    for name, subset in (("train.tsv", rows), ("dev.tsv", rows[:12])):
+        (tmp_path / name).write_text("sentence1\tsentence2\tlabel\n" + "".join(f"{a}\t{b}\t{y}\n" for a, b, y in subset))
+    result = run_trainer(
+        "--model=bert", f"--train_files={tmp_path / 'train.tsv'}", f"--eval_files={tmp_path / 'dev.tsv'}",
+        "--epochs=1", "--batch_size=8", f"--model_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}",
+        "--params_override=model.num_layers=1,model.hidden_dim=32,model.intermediate_dim=64,data.vocabulary_size=200",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Exported model's answer for the first eval pair: " in result.stdout
+    serving = tf.saved_model.load(str(tmp_path / "exports" / "bert" / "1")).signatures["serving_default"]
+    assert set(serving.structured_input_signature[1]) == {"text", "text_pair"}
+    outputs = serving(text=tf.constant(["great acting", "i hated it"]), text_pair=tf.constant(["great plot", "i loved it"]))
+    assert outputs["probabilities"].shape == (2, 2)

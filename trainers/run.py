@@ -274,7 +274,8 @@ def export_and_try(model, task, model_name, export_dir, tflite=True):
         sample, description = tf.constant([SAMPLE_TEXT]), repr(SAMPLE_TEXT)
     if isinstance(task.serving_input_spec, tuple):  # A sentence-pair task: text and text_pair.
         sample, description = task.sample_input, "the first eval pair"
-    probabilities = serving(*tf.nest.flatten(sample))["probabilities"].numpy()[0]
+    names = [spec.name for spec in tf.nest.flatten(task.serving_input_spec)]
+    probabilities = serving(**dict(zip(names, tf.nest.flatten(sample))))["probabilities"].numpy()[0]
     class_id = int(probabilities.argmax())
     name = task.class_names[class_id] if task.class_names else str(class_id)
     print(f"Exported model's answer for {description}: {name} (p={probabilities[class_id]:.3f})")
