@@ -175,11 +175,7 @@ def main(argv=None):
         print("No real data found: nothing to measure (see zoo/data/local.py for where it is looked for).")
         return
     document = common.new_document(NAME, settings=vars(args), results=results, skipped=skipped)
-    path = common.save_result(document)
-    print(f"Result: {path}")
-    if not args.no_markdown:
-        common.write_section(NAME, markdown(document))
-        print(f"Updated {common.BENCHMARKS_MD}")
+    common.publish(document, markdown, write_markdown=not args.no_markdown)
 
 
 if __name__ == "__main__":

@@ -149,11 +149,7 @@ def main(argv=None):
     document = common.new_document(
         NAME, settings=vars(args), matmul_gflops={"median": matmul, "runs": matmul_runs}, results=results
     )
-    path = common.save_result(document)
-    print(f"Result: {path}")
-    if not args.no_markdown:
-        common.write_section(NAME, markdown(document))
-        print(f"Updated {common.BENCHMARKS_MD}")
+    common.publish(document, markdown, write_markdown=not args.no_markdown)
 
 
 if __name__ == "__main__":

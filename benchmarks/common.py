@@ -106,6 +106,16 @@ def write_section(name, markdown):
     BENCHMARKS_MD.write_text(text)
 
 
+def publish(document, markdown, write_markdown=True) -> pathlib.Path:
+    """Saves a run's result JSON and, unless told not to, rewrites its BENCHMARKS.md section."""
+    path = save_result(document)
+    print(f"Result: {path}")
+    if write_markdown:
+        write_section(document["benchmark"], markdown(document))
+        print(f"Updated {BENCHMARKS_MD}")
+    return path
+
+
 def add_markdown_from_flag(parser):
     parser.add_argument(
         "--markdown_from", default=None, metavar="JSON",

@@ -280,8 +280,7 @@ def main(argv):
             result = compare(size, vocabulary, vocabulary_path, train, dev, data_dir, work_dir)
             print(json.dumps(result), flush=True)
             document["results"].append(result)
-    print(f"Wrote {common.save_result(document)}")
-    common.write_section("finetune", markdown(document))
+    common.publish(document, markdown)
 
 
 if __name__ == "__main__":

@@ -275,11 +275,7 @@ def main(argv=None):
                 )
             print(f"{'':12s} serving process peak RSS {row['serving_peak_rss_mib']:.0f} MiB, leaked {row['leaked_modules']}")
     document = common.new_document(NAME, settings=vars(args), results=results, skipped=skipped)
-    path = common.save_result(document)
-    print(f"Result: {path}")
-    if not args.no_markdown:
-        common.write_section(NAME, markdown(document))
-        print(f"Updated {common.BENCHMARKS_MD}")
+    common.publish(document, markdown, write_markdown=not args.no_markdown)
 
 
 if __name__ == "__main__":

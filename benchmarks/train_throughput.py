@@ -570,12 +570,8 @@ def main(argv=None):
         breakdowns=breakdowns,
         targets=targets(results, matmul),
     )
-    path = common.save_result(document)
     print("\n".join(document["targets"]))
-    print(f"Result: {path}")
-    if not args.no_markdown:
-        common.write_section(NAME, markdown(document))
-        print(f"Updated {common.BENCHMARKS_MD}")
+    common.publish(document, markdown, write_markdown=not args.no_markdown)
 
 
 if __name__ == "__main__":

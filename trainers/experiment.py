@@ -22,7 +22,7 @@ from zoo.data.images import ImagePreprocessor
 from zoo.data.pipeline import make_input_fn
 from zoo.data.text import TextPreprocessor, compute_vocabulary, load_vocabulary, save_vocabulary
 from zoo.export import serving_input_spec
-from zoo.models.bert import BertPretrainer
+from zoo.models.bert import ENCODER_SIZE_FIELDS, BertPretrainer
 from zoo.registry import ConfigError
 
 # Which dataset modality each model input kind consumes.
@@ -307,9 +307,8 @@ def load_pretrained_encoder(model_dir, encoder):
     if checkpoint is None:
         raise ConfigError(f"--init_checkpoint={model_dir} holds no checkpoints/; pass the --model_dir of a "
                           "--task=pretrain run")
-    pretrainer = BertPretrainer(**{key: value for key, value in encoder.get_config().items()
-                                   if key in ("vocabulary_size", "num_layers", "num_heads", "hidden_dim",
-                                              "intermediate_dim", "max_sequence_length", "num_segments")})
+    encoder_config = encoder.get_config()
+    pretrainer = BertPretrainer(**{field: encoder_config[field] for field in ENCODER_SIZE_FIELDS})
     one_token = tf.ones([1, 1], tf.int32)
     pretrainer({"token_ids": one_token, "segment_ids": 0 * one_token, "padding_mask": one_token,
                 "mask_positions": 0 * one_token})

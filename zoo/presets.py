@@ -14,17 +14,13 @@ import dataclasses
 
 import keras_hub
 
-from zoo.models.bert import BertEncoder
+from zoo.models.bert import ENCODER_SIZE_FIELDS, BertEncoder
 from zoo.registry import ConfigError
-
-# The sizes a zoo BertEncoder takes from a keras-hub BertBackbone config (the same names).
-_SIZE_FIELDS = ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim",
-                "max_sequence_length", "num_segments")
 
 
 @dataclasses.dataclass
 class BertPreset:
-    """A loaded preset: `encoder_config` (the sizes above), the backbone, and the tokenizer's vocabulary."""
+    """A loaded preset: `encoder_config` (the encoder's sizes), the backbone, and the tokenizer's vocabulary."""
 
     name: str
     backbone: keras_hub.models.BertBackbone
@@ -34,7 +30,7 @@ class BertPreset:
     @property
     def encoder_config(self) -> dict:
         config = self.backbone.get_config()
-        return {field: config[field] for field in _SIZE_FIELDS}
+        return {field: config[field] for field in ENCODER_SIZE_FIELDS}  # keras-hub uses the same names.
 
     def load_weights_into(self, encoder: BertEncoder):
         """Copies the preset's weights into a zoo encoder of the same sizes (built or not)."""

@@ -190,6 +190,21 @@ def _review(rng, positive=None):
     return _capitalized(text) + rng.choice(_ENDINGS), int(positive)
 
 
+def _sentiment_text_info(builder, description):
+    """The features of the generated text datasets: `text` (tf.string) and a negative/positive `label`."""
+    return tfds.core.DatasetInfo(
+        builder=builder,
+        description=description,
+        features=tfds.features.FeaturesDict(
+            {
+                "text": tfds.features.Text(),
+                "label": tfds.features.ClassLabel(names=["negative", "positive"]),
+            }
+        ),
+        supervised_keys=("text", "label"),
+    )
+
+
 class ZooSentiment(tfds.core.GeneratorBasedBuilder):
     """Movie-review-like English sentences generated from a fixed seed, for binary sentiment.
 
@@ -206,19 +221,10 @@ class ZooSentiment(tfds.core.GeneratorBasedBuilder):
     _NUM_EXAMPLES = {"train": 4000, "test": 1000}
 
     def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=(
-                "Synthetic movie-review sentences with negation and contrast, generated "
-                "deterministically for offline binary sentiment classification."
-            ),
-            features=tfds.features.FeaturesDict(
-                {
-                    "text": tfds.features.Text(),
-                    "label": tfds.features.ClassLabel(names=["negative", "positive"]),
-                }
-            ),
-            supervised_keys=("text", "label"),
+        return _sentiment_text_info(
+            self,
+            "Synthetic movie-review sentences with negation and contrast, generated "
+            "deterministically for offline binary sentiment classification.",
         )
 
     def _split_generators(self, dl_manager):
@@ -251,16 +257,8 @@ class ZooReviews(tfds.core.GeneratorBasedBuilder):
     _NUM_EXAMPLES = {"train": 2000, "test": 200}
 
     def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description="Synthetic multi-sentence movie reviews, generated deterministically (offline corpus).",
-            features=tfds.features.FeaturesDict(
-                {
-                    "text": tfds.features.Text(),
-                    "label": tfds.features.ClassLabel(names=["negative", "positive"]),
-                }
-            ),
-            supervised_keys=("text", "label"),
+        return _sentiment_text_info(
+            self, "Synthetic multi-sentence movie reviews, generated deterministically (offline corpus)."
         )
 
     def _split_generators(self, dl_manager):

@@ -179,10 +179,12 @@ class BertEncoder(keras.Model):
         }
 
 
-_ENCODER_FIELDS = (
+# An encoder's sizes: what its weights' shapes depend on (a preset or checkpoint must match them).
+ENCODER_SIZE_FIELDS = (
     "vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim",
-    "max_sequence_length", "num_segments", "dropout",
+    "max_sequence_length", "num_segments",
 )
+_ENCODER_FIELDS = (*ENCODER_SIZE_FIELDS, "dropout")
 
 
 class _BertWithHeads(keras.Model):
