@@ -145,7 +145,18 @@ def package_versions() -> str:
     return "Resolved by trainers.run with " + ", ".join(versions)
 
 
-def run(config, *, mode, model_dir, export_dir):
+def run(config, *, mode, model_dir, export_dir, quantize=None):
+    """One run of `config` in `model_dir` (see the module docstring), as `python -m trainers.run` does.
+
+    Args:
+        mode: one of MODES but predict.
+        model_dir: pathlib.Path.
+        export_dir: pathlib.Path, or None to skip the export (a hyper-parameter search's trials).
+        quantize: None, or "int8" to also export an int8 copy.
+
+    Returns:
+        The final eval metrics (also in `model_dir/metrics.json`), or None where mode does not evaluate.
+    """
     runtime = config.runtime
     if runtime.cpu_devices:
         split_cpu(runtime.cpu_devices)
@@ -213,6 +224,7 @@ def run(config, *, mode, model_dir, export_dir):
     else:
         print(f"Exporting {trainer.restore(best=True)}")
 
+    metrics = None
     if mode in ("eval", "train_and_eval"):
         metrics = trainer.evaluate(task.eval_input_fn)
         metrics["global_step"] = int(trainer.global_step.numpy())
@@ -224,27 +236,28 @@ def run(config, *, mode, model_dir, export_dir):
         print(f"Weights checksum: {checksum!r}")
     if not chief:
         shutil.rmtree(model_dir, ignore_errors=True)
-        return
+        return metrics
     if config.train.task == "pretrain":
         print(f"Pretrained encoder in {model_dir}; fine-tune it with --task=classify --init_checkpoint={model_dir}")
-        return
-    if mode != "eval":
+        return metrics
+    if mode != "eval" and export_dir is not None:
         version_dir = export_and_try(experiment.without_lora(model, task), task, config.model_name, export_dir)
-        if FLAGS.quantize:
-            export_quantized(trainer, task, config.model_name, export_dir, float_version_dir=version_dir)
+        if quantize:
+            export_quantized(trainer, task, config.model_name, export_dir, quantize, float_version_dir=version_dir)
+    return metrics
 
 
-def export_quantized(trainer, task, model_name, export_dir, *, float_version_dir):
+def export_quantized(trainer, task, model_name, export_dir, quantize, *, float_version_dir):
     """Quantizes the model's weights to int8 in place, evaluates it and exports `<model>_int8`."""
     float_metrics = trainer.evaluate(task.eval_input_fn)
     with trainer.strategy.scope():
-        trainer.model.quantize(FLAGS.quantize)
+        trainer.model.quantize(quantize)
     quantized_metrics = trainer.evaluate(task.eval_input_fn)
     # No TFLite here: the converter has no kernels for Keras' int8 matmuls.
-    version_dir = export_and_try(trainer.model, task, f"{model_name}_{FLAGS.quantize}", export_dir, tflite=False)
+    version_dir = export_and_try(trainer.model, task, f"{model_name}_{quantize}", export_dir, tflite=False)
     print(
         f"float32: {saved_model_size_bytes(float_version_dir) / 1e6:.2f} MB, "
-        f"accuracy {float_metrics['accuracy']:.4f}; {FLAGS.quantize}: "
+        f"accuracy {float_metrics['accuracy']:.4f}; {quantize}: "
         f"{saved_model_size_bytes(version_dir) / 1e6:.2f} MB, accuracy {quantized_metrics['accuracy']:.4f}"
     )
 
@@ -305,7 +318,8 @@ def main(argv):
             predict(config.model_name, pathlib.Path(FLAGS.export_dir), FLAGS.text)
             return
         model_dir = pathlib.Path(FLAGS.model_dir or f"runs/{config.model_name}")
-        run(config, mode=FLAGS.mode, model_dir=model_dir, export_dir=pathlib.Path(FLAGS.export_dir))
+        run(config, mode=FLAGS.mode, model_dir=model_dir, export_dir=pathlib.Path(FLAGS.export_dir),
+            quantize=FLAGS.quantize)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(USAGE_ERROR)
