@@ -56,12 +56,17 @@ def shared_data_present(dataset):
     return (base / SOURCE_FOLDERS[dataset]).is_dir(), base
 
 
-def run_one(model, dataset, args, work_dir):
-    """Trains, evaluates and exports one model with `trainers.run`; returns its figures."""
-    model_dir = work_dir / model
+def run_one(model, dataset, args, work_dir, extra_flags=(), run_name=None):
+    """Trains, evaluates and exports one model with `trainers.run`; returns its figures.
+
+    Args:
+        args: `epochs` (None: the config's), `data_dir` and `timeout`.
+        extra_flags: more `trainers.run` flags. run_name: the model_dir's name (default: `model`).
+    """
+    model_dir = work_dir / (run_name or model)
     command = [
         sys.executable, "-m", "trainers.run", f"--model={model}", f"--dataset={dataset}",
-        f"--model_dir={model_dir}", f"--export_dir={work_dir / 'exports'}",
+        f"--model_dir={model_dir}", f"--export_dir={work_dir / 'exports'}", *extra_flags,
     ]
     if args.epochs:
         command.append(f"--epochs={args.epochs}")
@@ -79,16 +84,21 @@ def run_one(model, dataset, args, work_dir):
         tail = "\n".join(output.strip().splitlines()[-15:])
         return {"model": model, "dataset": dataset, "error": f"exit code {completed.returncode}: {tail}",
                 "wall_seconds": wall_seconds}
-    metrics = json.loads((model_dir / "metrics.json").read_text())
+    metrics = json.loads((model_dir / "metrics.json").read_text())  # Also teacher_agreement, when distilled.
     config = (model_dir / "config.yaml").read_text()
     trained = re.search(r"Trained to step (\d+) in ([\d.]+) s", output)
     epochs = re.findall(r"Eval after epoch (\d+): accuracy=([\d.]+)", output)
+    parameters = re.search(r"Model: \w+, ([\d,]+) of ([\d,]+) parameters", output)
+    saved_models = re.findall(r"SavedModel: (\S+)", output)  # The run's own export is the last.
     return {
         "model": model,
         "dataset": dataset,
         "command": " ".join(["python", *command[1:]]).replace(str(work_dir), "$WORK"),
+        "parameters": int(parameters.group(2).replace(",", "")) if parameters else None,
+        "saved_model": saved_models[-1] if saved_models else None,
         "accuracy": metrics["accuracy"],
         "f1": metrics["f1"],
+        "teacher_agreement": metrics.get("teacher_agreement"),
         "loss": metrics["loss"],
         "num_examples": metrics["num_examples"],
         "global_step": metrics["global_step"],

@@ -134,6 +134,10 @@ def test_rerun_resumes_and_eval_and_export_modes_reuse_the_run(data_dir, tmp_pat
         (["--model=bert", "--params_override=model.hidden_dim=30,model.num_heads=4"],
          "hidden_dim=30 must be divisible by num_heads=4"),
         (["--model=gru", "--params_override=train.decay=exponential"], "train.decay must be one of cosine, linear"),
+        (["--model=gru", "--task=distill"], "train.task=distill and train.teacher go together"),
+        (["--model=gru", "--task=distill", "--teacher=/nonexistent"],
+         "--teacher=/nonexistent is neither a SavedModel, an export base (<export_dir>/<model>) nor a trained run's"),
+        (["--model=gru", "--task=distill", "--teacher=/x", "--alpha=1.5"], "train.alpha must be in [0, 1], got 1.5"),
     ],
 )
 def test_usage_errors_are_one_line_with_exit_code_2(flags, message, data_dir, tmp_path):

@@ -48,10 +48,13 @@ class DataConfig:
 class TrainConfig:
     """What is trained, from where, and the optimisation schedule: AdamW, linear warmup then decay."""
 
-    task: str = "classify"  # classify | pretrain (BERT: masked LM + next sentence prediction)
+    task: str = "classify"  # classify | distill (from `teacher`) | pretrain (BERT: masked LM + next sentence)
     init_checkpoint: str | None = None  # classify: a pretraining run's model_dir; its encoder starts the model.
     preset: str | None = None  # BERT: a keras-hub preset directory or handle (sizes, weights, vocabulary).
     lora_rank: int | None = None  # BERT: freeze the encoder, train rank-R LoRA adapters and the head.
+    teacher: str | None = None  # distill: a SavedModel, an export base (exports/bert) or a run's model_dir.
+    temperature: float = 2.0  # distill: T, softening both the teacher's and the student's outputs.
+    alpha: float = 0.5  # distill: weight of the soft (teacher) loss; 1 - alpha weighs the true labels.
     epochs: int = 3
     steps_per_epoch: int | None = None  # None: one pass over the train split.
     batch_size: int = 32  # Global batch, split evenly over replicas.
@@ -98,7 +101,7 @@ class ExperimentConfig:
 _SECTIONS = {"data": DataConfig, "train": TrainConfig, "runtime": RuntimeConfig}
 MIXED_PRECISION_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 DECAYS = ("cosine", "linear")
-TASKS = ("classify", "pretrain")
+TASKS = ("classify", "distill", "pretrain")
 
 
 def _close_matches(word, candidates):
@@ -193,6 +196,12 @@ def validate(config: ExperimentConfig):
         raise ConfigError(f"train.decay must be one of {', '.join(DECAYS)}, got {config.train.decay!r}")
     if config.train.task not in TASKS:
         raise ConfigError(f"train.task must be one of {', '.join(TASKS)}, got {config.train.task!r}")
+    if (config.train.task == "distill") != (config.train.teacher is not None):
+        raise ConfigError("train.task=distill and train.teacher go together: --task=distill --teacher=PATH")
+    if config.train.temperature <= 0:
+        raise ConfigError(f"train.temperature must be > 0, got {config.train.temperature}")
+    if not 0 <= config.train.alpha <= 1:
+        raise ConfigError(f"train.alpha must be in [0, 1], got {config.train.alpha}")
     if config.train.lora_rank is not None and config.train.lora_rank <= 0:
         raise ConfigError(f"train.lora_rank must be a positive integer, got {config.train.lora_rank}")
     if not 0 < config.data.mask_rate < 1:

@@ -16,6 +16,7 @@ import yaml
 
 import zoo
 from zoo import data
+from trainers import distillation
 from trainers.trainer import checkpointable_weights
 from zoo.data import buckets, files, pretraining
 from zoo.data.images import ImagePreprocessor
@@ -28,8 +29,8 @@ from zoo.registry import ConfigError
 # Which dataset modality each model input kind consumes.
 _MODALITY = {"image": "image", "token_ids": "text", "bert": "text"}
 # Train fields that must match to resume a model_dir (their defaults, for configs saved before them).
-_SAME_RUN_TRAIN_FIELDS = ("task", "preset", "lora_rank")
-_TRAIN_DEFAULTS = {"task": "classify", "preset": None, "lora_rank": None}
+_SAME_RUN_TRAIN_FIELDS = ("task", "preset", "lora_rank", "teacher")
+_TRAIN_DEFAULTS = {"task": "classify", "preset": None, "lora_rank": None, "teacher": None}
 # Parameters that AdamW leaves out of weight decay (BERT's recipe): biases and normalisation.
 _NO_WEIGHT_DECAY = ["bias", "gamma", "beta"]
 
@@ -111,11 +112,13 @@ def _text_preprocessor(config, model_dir, texts_fn, output_format, preset):
     )
 
 
-def prepare_task(config, model_dir: pathlib.Path, preset=None) -> Task:
+def prepare_task(config, model_dir: pathlib.Path, preset=None, teacher=None) -> Task:
     """Reads the dataset's metadata and builds the preprocessor and the input functions.
 
     Args:
         preset: a `zoo.presets.BertPreset` whose vocabulary the run uses, or None.
+        teacher: --task=distill: the teacher's SavedModel directory; its probabilities join the
+            labels (`trainers.distillation`). None otherwise.
     """
     model_spec = zoo.get_spec(config.model_name)
     if config.train.task == "pretrain":
@@ -143,6 +146,12 @@ def prepare_task(config, model_dir: pathlib.Path, preset=None) -> Task:
         def load_split(split):
             return lambda: data.load(dataset_spec.name, split, config.data.data_dir)
 
+    load_raw_split = load_split
+    if teacher is not None:
+        load_split = distillation.distillation_splits(
+            load_raw_split, [train_split, eval_split], teacher, info.num_classes, model_dir / "teacher_targets"
+        )
+        source_key += f"/teacher={teacher}"
     common = dict(global_batch_size=config.train.batch_size, seed=config.train.seed)
     if modality == "image":
         preprocessor = ImagePreprocessor()
@@ -153,7 +162,7 @@ def prepare_task(config, model_dir: pathlib.Path, preset=None) -> Task:
         output_format = "bert" if model_spec.input_kind == "bert" else "token_ids"
 
         def texts():  # Both texts of a pair.
-            return load_split(train_split)().flat_map(
+            return load_raw_split(train_split)().flat_map(
                 lambda raw_input, label: tf.data.Dataset.from_tensor_slices(tf.stack(tf.nest.flatten(raw_input)))
             )
 
@@ -168,7 +177,7 @@ def prepare_task(config, model_dir: pathlib.Path, preset=None) -> Task:
         train_input_fn, eval_input_fn = splits.train_input_fn, splits.eval_input_fn
         steps_per_epoch = splits.steps_per_epoch
         print(f"Length buckets (tokens, share of train examples up to each): {splits.description}")
-    sample_input, sample_label = next(iter(load_split(eval_split)().take(1)))
+    sample_input, sample_label = next(iter(load_raw_split(eval_split)().take(1)))
     if modality == "image":
         sample_input = tf.cast(sample_input, tf.float32)[None]
     else:  # A batch of one text, or of one pair: (text [1], text_pair [1]).

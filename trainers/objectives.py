@@ -1,4 +1,4 @@
-"""What a run optimises and reports: classification, or BERT's masked-LM + next-sentence pretraining.
+"""What a run optimises and reports: classification, distillation, or BERT's masked-LM + NSP pretraining.
 
 The trainer's loop is the same for every task; an objective tells it, per replica and batch,
 
@@ -91,6 +91,55 @@ class Classification:
         return classification_metrics(values["labels"], values["probabilities"])
 
 
+class Distillation(Classification):
+    """Knowledge distillation (Hinton et al. 2015, section 2): match the teacher's softened outputs.
+
+        loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(label, student)
+
+    where x_T = softmax(logits / T). The teacher's logits are log(probabilities) up to a constant,
+    which softmax ignores. T^2 keeps the soft term's gradients on the hard term's scale as T grows.
+
+    Labels: {"label": int32 [batch], "teacher_probabilities": float [batch, classes]}
+    (trainers.distillation). Outputs: the student's logits float [batch, classes]. Reports the
+    classification metrics, plus `teacher_agreement`: the share of examples where the student's
+    class is the teacher's.
+    """
+
+    name = "distill"
+    SUMS = (*Classification.SUMS, "agreed")
+    RATIOS = {**Classification.RATIOS, "teacher_agreement": ("agreed", "count")}
+
+    def __init__(self, temperature, alpha):
+        self.temperature = temperature
+        self.alpha = alpha
+
+    def per_example_loss(self, labels, logits):
+        real = labels["label"] != PADDING_LABEL
+        # Filler rows carry -1 for every label: any valid distribution keeps their (zero-weighted) loss finite.
+        teacher = tf.where(real[:, tf.newaxis], labels["teacher_probabilities"], 1.0)
+        teacher_log_t = tf.nn.log_softmax(tf.math.log(tf.maximum(teacher, 1e-12)) / self.temperature)
+        student_log_t = tf.nn.log_softmax(tf.cast(logits, tf.float32) / self.temperature)
+        kl = tf.reduce_sum(tf.exp(teacher_log_t) * (teacher_log_t - student_log_t), axis=-1)
+        soft = self.alpha * self.temperature**2 * kl * tf.cast(real, tf.float32)
+        return soft + (1 - self.alpha) * super().per_example_loss(labels["label"], logits)
+
+    def step_sums(self, labels, logits, per_example_loss):
+        sums = super().step_sums(labels["label"], logits, per_example_loss)
+        real = labels["label"] != PADDING_LABEL
+        agreed = tf.argmax(logits, axis=-1) == tf.argmax(labels["teacher_probabilities"], axis=-1)
+        return dict(sums, agreed=tf.reduce_sum(tf.cast(real & agreed, tf.float32)))
+
+    def eval_values(self, labels, logits):
+        values = super().eval_values(labels["label"], logits)
+        real = labels["label"] != PADDING_LABEL
+        return dict(values, teacher_classes=tf.argmax(labels["teacher_probabilities"], axis=-1)[real])
+
+    def eval_metrics(self, values):
+        metrics = classification_metrics(values["labels"], values["probabilities"])
+        agreement = np.mean(values["probabilities"].argmax(axis=-1) == values["teacher_classes"])
+        return dict(metrics, teacher_agreement=float(agreement))
+
+
 class MaskedLMAndNextSentence:
     """BERT's pretraining loss (Devlin et al. 2018, section 3.1): masked LM + next sentence prediction.
 
@@ -155,4 +204,8 @@ class MaskedLMAndNextSentence:
         return dict(metrics, num_examples=int(sums["count"]))
 
 
-OBJECTIVES = {objective.name: objective for objective in (Classification, MaskedLMAndNextSentence)}
+def create_objective(train_config):
+    """The objective of `train_config.task` (a `trainers.config.TrainConfig`)."""
+    if train_config.task == Distillation.name:
+        return Distillation(train_config.temperature, train_config.alpha)
+    return {"classify": Classification, "pretrain": MaskedLMAndNextSentence}[train_config.task]()

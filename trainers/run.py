@@ -12,6 +12,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads: hide its C++ info logs.
 
+import dataclasses  # noqa: E402
 import importlib.metadata  # noqa: E402
 import pathlib  # noqa: E402
 import platform  # noqa: E402
@@ -27,8 +28,9 @@ from absl import app, flags, logging  # noqa: E402
 
 import zoo  # noqa: E402
 from trainers import config as config_lib  # noqa: E402
+from trainers import distillation  # noqa: E402
 from trainers import experiment  # noqa: E402
-from trainers.objectives import OBJECTIVES  # noqa: E402
+from trainers.objectives import create_objective  # noqa: E402
 from trainers.strategy import create_strategy, is_chief, split_cpu  # noqa: E402
 from trainers.trainer import Trainer, TrainingDivergedError, write_json_atomically  # noqa: E402
 from zoo.export import export_saved_model, saved_model_size_bytes  # noqa: E402
@@ -39,8 +41,9 @@ from zoo.serving import predict_local  # noqa: E402
 FLAGS = flags.FLAGS
 MODES = ["train_and_eval", "train", "eval", "export", "predict"]
 flags.DEFINE_string("model", None, "Registered model name: bert (bert_tiny .. bert_base), cnn, gru, lstm, transformer.")
-flags.DEFINE_enum("task", None, ["classify", "pretrain"], "Overrides train.task. pretrain: BERT's masked LM + "
-                  "next sentence prediction on a text corpus (--dataset, or --train_files); default classify.")
+flags.DEFINE_enum("task", None, list(config_lib.TASKS), "Overrides train.task. pretrain: BERT's masked LM + "
+                  "next sentence prediction on a text corpus (--dataset, or --train_files); distill: learn from "
+                  "--teacher's softened probabilities and the labels; default classify.")
 flags.DEFINE_string("config", None, "Experiment YAML; default configs/<model>/<dataset or offline>.yaml.")
 flags.DEFINE_string("params_override", "", "Comma-separated section.field=value, e.g. model.num_layers=4.")
 flags.DEFINE_string("dataset", None, "tfds dataset name (e.g. zoo_sentiment, imdb_reviews, glue/sst2, mnist).")
@@ -58,6 +61,11 @@ flags.DEFINE_string("preset", None, "Overrides train.preset: a keras-hub BERT pr
                     "such as bert_tiny_en_uncased with a network); its sizes, weights and vocabulary.")
 flags.DEFINE_integer("lora_rank", None, "Overrides train.lora_rank: freeze the BERT encoder and train rank-R LoRA "
                      "adapters on its attention query/value projections, plus the head.")
+flags.DEFINE_string("teacher", None, "Overrides train.teacher (--task=distill): a SavedModel, an export base "
+                    "such as exports/bert_mini, or a trained run's --model_dir.")
+flags.DEFINE_float("temperature", None, "Overrides train.temperature (--task=distill): T, softening the outputs.")
+flags.DEFINE_float("alpha", None, "Overrides train.alpha (--task=distill): weight of the teacher's soft loss "
+                   "(1 - alpha: the true labels).")
 flags.DEFINE_string("model_dir", None, "Checkpoints, logs, vocabulary, metrics.json; default runs/<model>.")
 flags.DEFINE_string("export_dir", "exports", "SavedModels go to <export_dir>/<model>/<version>.")
 flags.DEFINE_integer("epochs", None, "Overrides train.epochs.")
@@ -100,6 +108,9 @@ _FLAG_OVERRIDES = {  # flag -> (config section, field)
     "init_checkpoint": ("train", "init_checkpoint"),
     "preset": ("train", "preset"),
     "lora_rank": ("train", "lora_rank"),
+    "teacher": ("train", "teacher"),
+    "temperature": ("train", "temperature"),
+    "alpha": ("train", "alpha"),
     "bucket_boundaries": ("data", "bucket_boundaries"),
     "checkpoint_every_steps": ("train", "checkpoint_every_steps"),
     "clipnorm": ("train", "clipnorm"),
@@ -162,7 +173,6 @@ def run(config, *, mode, model_dir, export_dir, quantize=None):
         split_cpu(runtime.cpu_devices)
     strategy = create_strategy(runtime.strategy, cpu_devices=runtime.cpu_devices, tpu=runtime.tpu)
     print(f"Strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
-    keras.mixed_precision.set_global_policy(runtime.mixed_precision)
     chief = is_chief(strategy)
     if not chief:
         model_dir = pathlib.Path(tempfile.mkdtemp(prefix="zoo-worker-"))
@@ -173,7 +183,9 @@ def run(config, *, mode, model_dir, export_dir, quantize=None):
         config_lib.save_config(config, model_dir / "config.yaml", header=package_versions())
 
     preset = load_bert_preset(config.train.preset) if config.train.preset else None
-    task = experiment.prepare_task(config, model_dir, preset)
+    teacher = teacher_saved_model(config.train.teacher, model_dir) if config.train.task == "distill" else None
+    keras.mixed_precision.set_global_policy(runtime.mixed_precision)  # After the teacher's export, if any.
+    task = experiment.prepare_task(config, model_dir, preset, teacher)
     # After the data is prepared (building a dataset draws random numbers): the same initial
     # weights and dropout masks on every run of this config.
     keras.utils.set_random_seed(config.train.seed)
@@ -189,7 +201,7 @@ def run(config, *, mode, model_dir, export_dir, quantize=None):
           + (f" (LoRA rank {config.train.lora_rank})" if config.train.lora_rank else ""))
     trainer = Trainer(
         strategy=strategy,
-        objective=OBJECTIVES[config.train.task](),
+        objective=create_objective(config.train),
         model=model,
         optimizer=optimizer,
         model_dir=model_dir,
@@ -247,6 +259,27 @@ def run(config, *, mode, model_dir, export_dir, quantize=None):
     return metrics
 
 
+def teacher_saved_model(teacher, model_dir) -> pathlib.Path:
+    """--teacher as a SavedModel directory: as given, or a trained run's model_dir, exported once.
+
+    A run's model_dir is exported (best checkpoint) on the host, in float32, into
+    `model_dir/teacher/<teacher model>/<version>`, as `--mode=export` would export it.
+    """
+    saved_model = distillation.find_teacher_saved_model(teacher)
+    if saved_model is not None:
+        return saved_model
+    teacher_dir = pathlib.Path(teacher)
+    if not (teacher_dir / "config.yaml").is_file():
+        raise ConfigError(f"--teacher={teacher} is neither a SavedModel, an export base (<export_dir>/<model>) "
+                          "nor a trained run's --model_dir")
+    teacher_config = dataclasses.replace(config_lib.load_config(teacher_dir / "config.yaml"), runtime=config_lib.RuntimeConfig())
+    export_base = model_dir / "teacher" / teacher_config.model_name
+    if distillation.find_teacher_saved_model(export_base) is None:
+        print(f"Exporting the teacher {teacher_dir} to {export_base}")
+        run(teacher_config, mode="export", model_dir=teacher_dir, export_dir=model_dir / "teacher")
+    return distillation.find_teacher_saved_model(export_base)
+
+
 def export_quantized(trainer, task, model_name, export_dir, quantize, *, float_version_dir):
     """Quantizes the model's weights to int8 in place, evaluates it and exports `<model>_int8`."""
     float_metrics = trainer.evaluate(task.eval_input_fn)
@@ -263,7 +296,8 @@ def export_quantized(trainer, task, model_name, export_dir, quantize, *, float_v
 
 
 def format_metrics(metrics):
-    names = ["accuracy", "loss", "precision", "recall", "f1", "auc", "mlm_accuracy", "mlm_loss", "nsp_accuracy", "nsp_loss"]
+    names = ["accuracy", "loss", "precision", "recall", "f1", "auc", "teacher_agreement",
+             "mlm_accuracy", "mlm_loss", "nsp_accuracy", "nsp_loss"]
     return ", ".join(f"{name}={metrics[name]:.4f}" for name in names if name in metrics)
 
 

@@ -121,6 +121,25 @@ def test_eval_is_one_pass_and_replicas_share_a_bucket(tokenized):
         assert _shape(first[0]) == _shape(second[0]) and _shape(first[0])[0] == BATCH_SIZE // 2
 
 
+def test_label_structures_stay_with_their_examples_and_filler_rows_carry_padding(tmp_path):
+    """Distillation's labels: {"label", "teacher_probabilities"} through the cache and the buckets."""
+    def labelled():
+        return numbered_texts().map(lambda text, label: (
+            text, {"label": label, "teacher_probabilities": tf.stack([tf.cast(label, tf.float32), 0.5])}))
+
+    load_tokens, _ = buckets.tokenize_once(labelled, preprocessor("token_ids"), tmp_path, "structured")
+    input_fn = buckets.make_bucketed_input_fn(load_tokens, [8, 16, SEQUENCE_LENGTH], BATCH_SIZE, training=False)
+    seen = []
+    for _, labels in input_fn(None):
+        label, teacher = labels["label"].numpy(), labels["teacher_probabilities"].numpy()
+        assert label.dtype == np.int32 and teacher.dtype == np.float32 and teacher.shape == (BATCH_SIZE, 2)
+        real = label != PADDING_LABEL
+        np.testing.assert_array_equal(teacher[real, 0], label[real])
+        assert (teacher[~real] == PADDING_LABEL).all()
+        seen += label[real].tolist()
+    assert sorted(seen) == list(range(NUM_EXAMPLES))
+
+
 def test_workers_share_one_bucket_and_split_each_epoch(tokenized):
     load_tokens, lengths, _ = tokenized
     boundaries = [8, 16, SEQUENCE_LENGTH]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainers.objectives import Classification, MaskedLMAndNextSentence
+from trainers.objectives import Classification, Distillation, MaskedLMAndNextSentence
 
 
 def _softmax_cross_entropy(logits, label):
@@ -49,3 +49,49 @@ def test_classification_ignores_filler_rows_in_sums():
     sums = {key: float(value) for key, value in objective.step_sums(labels, logits, loss).items()}
     assert sums["count"] == 2 and sums["correct"] == 1
     assert sums["loss_sum"] == pytest.approx(_softmax_cross_entropy([2, 0], 0) + _softmax_cross_entropy([0, 2], 0), rel=1e-5)
+
+
+def _log_softmax(logits):
+    logits = np.asarray(logits, np.float64)
+    return logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+
+
+def test_distillation_loss_is_hintons_soft_plus_hard_term():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=[4, 3]).astype(np.float32)
+    teacher = np.exp(_log_softmax(rng.normal(size=[4, 3]))).astype(np.float32)
+    teacher[0] = [1.0, 0.0, 0.0]  # A saturated teacher: log(0) must not give NaN.
+    labels = {"label": np.array([2, 0, 1, -1], np.int32), "teacher_probabilities": teacher}
+    teacher[3] = -1.0  # A filler row: every label leaf is PADDING_LABEL.
+    temperature, alpha = 3.0, 0.7
+    loss = Distillation(temperature, alpha).per_example_loss(labels, logits).numpy()
+
+    expected = []
+    for row in range(3):
+        teacher_t = np.exp(_log_softmax(np.log(np.maximum(teacher[row], 1e-12)) / temperature))
+        kl = np.sum(teacher_t * (np.log(np.maximum(teacher_t, 1e-300)) - _log_softmax(logits[row] / temperature)))
+        expected.append(alpha * temperature**2 * kl + (1 - alpha) * _softmax_cross_entropy(logits[row], labels["label"][row]))
+    np.testing.assert_allclose(loss, [*expected, 0.0], rtol=1e-5, atol=1e-6)
+
+
+def test_distillation_with_alpha_zero_is_classification_and_a_perfect_mimic_has_no_soft_loss():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=[5, 2]).astype(np.float32)
+    labels = {"label": np.array([0, 1, 1, 0, 1], np.int32),
+              "teacher_probabilities": np.exp(_log_softmax(logits)).astype(np.float32)}
+    hard = Classification().per_example_loss(labels["label"], logits).numpy()
+    np.testing.assert_allclose(Distillation(2.0, 0.0).per_example_loss(labels, logits).numpy(), hard, rtol=1e-6)
+    # The student's logits ARE the teacher's: KL is zero at any temperature.
+    np.testing.assert_allclose(Distillation(4.0, 1.0).per_example_loss(labels, logits).numpy(), 0.0, atol=1e-5)
+
+
+def test_distillation_reports_agreement_with_the_teacher_on_real_rows_only():
+    logits = np.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 2.0]], np.float32)
+    labels = {"label": np.array([0, 0, 1, -1], np.int32),
+              "teacher_probabilities": np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [-1.0, -1.0]], np.float32)}
+    objective = Distillation(2.0, 0.5)
+    sums = objective.step_sums(labels, logits, objective.per_example_loss(labels, logits))
+    assert float(sums["agreed"]) == 2.0 and float(sums["count"]) == 3.0  # Rows 0 and 1 agree; row 3 is filler.
+    metrics = objective.eval_metrics({key: np.asarray(value) for key, value in objective.eval_values(labels, logits).items()})
+    assert metrics["teacher_agreement"] == pytest.approx(2 / 3)
+    assert metrics["accuracy"] == pytest.approx(1 / 3) and metrics["num_examples"] == 3

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.data.pipeline import PADDING_LABEL
+from zoo.data.pipeline import PADDING_LABEL, as_int32_labels
 from zoo.registry import ConfigError
 
 MAX_AUTO_BUCKETS = 5
@@ -186,18 +186,18 @@ def tokenize_once(load_fn, preprocessor, cache_dir, key):
 
     Returns:
         `(load_tokens, lengths)`: `load_tokens()` -> `tf.data.Dataset` of `(model_inputs, label)`,
-        label int32; lengths an int array [num_examples].
+        label int32 (or a structure, see `as_int32_labels`); lengths an int array [num_examples].
     """
     path = os.path.join(os.fspath(cache_dir), hashlib.sha256(key.encode()).hexdigest()[:16])
     if not tf.io.gfile.exists(path):
         def tokenize(raw_input, label):
             raw_input = raw_input if isinstance(raw_input, tuple) else (raw_input,)
-            return preprocessor(*raw_input), tf.cast(label, tf.int32)
+            return preprocessor(*raw_input), as_int32_labels(label)
 
         temporary = f"{path}.tmp-{os.getpid()}"
         tokens = load_fn().map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
         # One shard keeps the file order, so evaluation reads the examples as written.
-        tokens.save(temporary, shard_func=lambda model_inputs, label: tf.constant(0, tf.int64))
+        tokens.save(temporary, shard_func=lambda *example: tf.constant(0, tf.int64))
         tf.io.gfile.rename(temporary, path, overwrite=True)
 
     def load_tokens():
@@ -269,16 +269,19 @@ def make_bucketed_input_fn(load_tokens, boundaries, global_batch_size, training,
 
 
 def _fill_batch(model_inputs, labels, batch_size):
-    """Fills a partial batch up to `batch_size` rows with copies of its first row, labelled
+    """Fills a partial batch up to `batch_size` rows with copies of its first row, every label leaf
     `PADDING_LABEL`: real tokens, so no model sees an all-padding row (which can give NaN)."""
-    missing = batch_size - tf.shape(labels)[0]
+    missing = batch_size - tf.shape(tf.nest.flatten(labels)[0])[0]
 
     def fill(tensor):
         filled = tf.concat([tensor, tf.repeat(tensor[:1], missing, axis=0)], axis=0)
         return tf.ensure_shape(filled, [batch_size, *tensor.shape[1:]])
 
-    labels = tf.concat([labels, tf.fill([missing], tf.constant(PADDING_LABEL, labels.dtype))], axis=0)
-    return tf.nest.map_structure(fill, model_inputs), tf.ensure_shape(labels, [batch_size])
+    def fill_label(label):
+        padding = tf.fill([missing, *label.shape[1:]], tf.constant(PADDING_LABEL, label.dtype))
+        return tf.ensure_shape(tf.concat([label, padding], axis=0), [batch_size, *label.shape[1:]])
+
+    return tf.nest.map_structure(fill, model_inputs), tf.nest.map_structure(fill_label, labels)
 
 
 @dataclasses.dataclass(frozen=True)

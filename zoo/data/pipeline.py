@@ -52,7 +52,7 @@ def make_input_fn(
         if training and input_context.num_input_pipelines > 1:
             dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         dataset = dataset.map(
-            preprocessor if preprocesses_labels else lambda raw_input, label: (preprocessor(raw_input), tf.cast(label, tf.int32)),
+            preprocessor if preprocesses_labels else lambda raw_input, label: (preprocessor(raw_input), as_int32_labels(label)),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         dataset = dataset.cache()
@@ -69,6 +69,15 @@ def make_input_fn(
 
 
 PADDING_LABEL = -1
+
+
+def as_int32_labels(labels):
+    """Integer labels as int32, the trainer's dtype; float labels (a teacher's probabilities) as they are.
+
+    Args:
+        labels: a tensor, or a structure of them (distillation: `{"label", "teacher_probabilities"}`).
+    """
+    return tf.nest.map_structure(lambda label: tf.cast(label, tf.int32) if label.dtype.is_integer else label, labels)
 
 
 def _pad_to_whole_steps(dataset, examples_per_step):
