@@ -11,9 +11,9 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
-def run_trainer(*flags, timeout=300):
+def run_trainer(*flags, timeout=300, module="trainers.run"):
     return subprocess.run(
-        [sys.executable, "-m", "trainers.run", *flags],
+        [sys.executable, "-m", module, *flags],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -47,3 +47,4 @@ def serve_in_fresh_process(version_dir, raw_inputs, tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+

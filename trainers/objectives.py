@@ -7,6 +7,7 @@ The trainer's loop is the same for every task; an objective tells it, per replic
     RATIOS: metric -> (numerator, denominator) of those sums  (progress bar, TensorBoard)
     eval_values(labels, outputs)      -> {name: [rows]}        one pass, concatenated on the host
     eval_metrics(values)              -> {metric: float}       metrics.json, best checkpoint
+    EVAL_METRICS: the names eval_metrics reports (a search's objective is one of them)
 
 Rows labelled `PADDING_LABEL` only keep a batch's shape static: they weigh zero and are not counted.
 """
@@ -65,6 +66,7 @@ class Classification:
     """Softmax cross-entropy of logits float [batch, classes] against labels int32 [batch]."""
 
     name = "classify"
+    EVAL_METRICS = ("accuracy", "loss", "precision", "recall", "f1", "auc")  # auc: two classes only.
     SUMS = ("loss_sum", "correct", "count")
     RATIOS = {"loss": ("loss_sum", "count"), "accuracy": ("correct", "count")}
     best_metric = "accuracy"
@@ -106,6 +108,7 @@ class Distillation(Classification):
     """
 
     name = "distill"
+    EVAL_METRICS = (*Classification.EVAL_METRICS, "teacher_agreement")
     SUMS = (*Classification.SUMS, "agreed")
     RATIOS = {**Classification.RATIOS, "teacher_agreement": ("agreed", "count")}
 
@@ -153,6 +156,7 @@ class MaskedLMAndNextSentence:
     """
 
     name = "pretrain"
+    EVAL_METRICS = ("loss", "mlm_accuracy", "mlm_loss", "nsp_accuracy", "nsp_loss")
     SUMS = ("loss_sum", "count", "mlm_loss_sum", "mlm_correct", "mlm_count", "nsp_loss_sum", "nsp_correct")
     RATIOS = {
         "loss": ("loss_sum", "count"),

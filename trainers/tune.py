@@ -1,0 +1,295 @@
+"""Hyper-parameter search: `python -m trainers.tune --model=transformer --search_space=configs/search/transformer.yaml`.
+
+Each trial is one run of our trainer (`trainers.run.run`: train, evaluate after each epoch, no
+export) of the base config, resolved from the same flags as `python -m trainers.run`, with the
+trial's values of the search space's fields (`trainers.search_space`). KerasTuner's oracles pick
+the values (random search, Bayesian optimisation or Hyperband) and keep the search's state, so
+running the same command again resumes the search. `--model_dir` (default runs/tune_<model>) holds:
+
+    keras_tuner/        KerasTuner's project: the oracle's state, and trial_<id>/trial.json per trial
+    trials/<id>/        each trial's run: config.yaml, checkpoints, TensorBoard logs, metrics.json
+    search.json         what is searched (tuner, search space, base config): another search is refused
+    trials.csv, .json   every trial: status, values, objective metric, seconds, why it failed
+    best_config.yaml    the best trial's whole config: `python -m trainers.run --config=` repeats it
+
+A trial whose loss diverges, that runs out of memory, or whose values make an invalid config
+(hidden_dim not divisible by num_heads) is recorded as FAILED with its reason, and the search
+goes on.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads: hide its C++ info logs.
+
+import csv  # noqa: E402
+import dataclasses  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import pathlib  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import keras  # noqa: E402
+import keras_tuner as kt  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_datasets as tfds  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+
+from trainers import config as config_lib  # noqa: E402
+from trainers import run  # noqa: E402  (defines the flags of a run, which a search shares)
+from trainers import search_space as search_space_lib  # noqa: E402
+from trainers.trainer import TrainingDivergedError, write_json_atomically  # noqa: E402
+from zoo.registry import ConfigError  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("search_space", None, "YAML of the objective and the config fields to search, "
+                    "e.g. configs/search/transformer.yaml.")
+flags.DEFINE_integer("max_trials", 10, "Trials in all, those of a resumed search included (hyperband: at most "
+                     "this many; its brackets decide).")
+flags.DEFINE_string("tuner", "random", "KerasTuner's oracle: random | bayesian (Gaussian process) | hyperband "
+                    "(trains promising values for longer, 1 to train.epochs epochs).")
+
+TUNERS = ("random", "bayesian", "hyperband")
+# KerasTuner reads seed 0 as "pick one at random"; a fixed seed makes the same command try the same values.
+ORACLE_SEED = 1
+# What a trial's values can cause; anything else (a bug) is KerasTuner's to record with its traceback.
+TRIAL_FAILURES = (
+    TrainingDivergedError,  # The loss became NaN or infinite (a learning rate too high).
+    tf.errors.ResourceExhaustedError,  # Out of memory (a model or batch too large).
+    ConfigError,  # Values that make no valid model or config (hidden_dim not divisible by num_heads).
+)
+# Reported by run() but not metrics of the model: they are the same for every trial.
+_COUNTS = ("num_examples", "global_step")
+
+
+def create_oracle(tuner, space, base_config, max_trials) -> kt.Oracle:
+    """KerasTuner's oracle named by --tuner, over `space`.
+
+    Trials are seeded, so a failed one would fail again: no retries. A failed trial says
+    something about its values, not about the search: no number of failures stops the search.
+    """
+    if tuner not in TUNERS:
+        raise ConfigError(f"--tuner must be one of {', '.join(TUNERS)}, got {tuner!r}")
+    if max_trials <= 0:
+        raise ConfigError(f"--max_trials must be a positive integer, got {max_trials}")
+    common = dict(
+        objective=space.objective(),
+        hyperparameters=space.hyperparameters(),
+        seed=ORACLE_SEED,
+        max_retries_per_trial=0,
+        max_consecutive_failed_trials=None,
+    )
+    if tuner == "random":
+        return kt.oracles.RandomSearchOracle(max_trials=max_trials, **common)
+    if tuner == "bayesian":
+        # KerasTuner's default of 3 random points per parameter would spend a small budget on random points only.
+        initial_points = max(1, min(3 * len(space.parameters), max_trials // 2))
+        return kt.oracles.BayesianOptimizationOracle(max_trials=max_trials, num_initial_points=initial_points, **common)
+    if any(parameter.field == "train.epochs" for parameter in space.parameters):
+        raise ConfigError("search space: --tuner=hyperband sets train.epochs itself (1 to the base config's "
+                          "train.epochs); remove train.epochs from the parameters")
+    oracle = kt.oracles.HyperbandOracle(max_epochs=base_config.train.epochs, **common)
+    oracle.max_trials = max_trials  # Hyperband sizes its brackets from max_epochs; this caps the trials.
+    return oracle
+
+
+def trial_values(hyperparameter_values) -> dict:
+    """A trial's config fields and values: the search space's, and Hyperband's `tuner/epochs` as train.epochs.
+
+    KerasTuner's Hyperband would continue a promising trial's model for more epochs
+    (`tuner/trial_id`, `tuner/initial_epoch`); here every trial trains from scratch for
+    `tuner/epochs`, with the learning rate schedule of that many epochs, so that its config
+    alone repeats it.
+    """
+    values = {
+        # Bayesian optimisation gives numpy scalars; a config (and its YAML) holds Python's.
+        name: value.item() if isinstance(value, np.generic) else value
+        for name, value in hyperparameter_values.items()
+        if not name.startswith("tuner/")
+    }
+    if "tuner/epochs" in hyperparameter_values:
+        values["train.epochs"] = hyperparameter_values["tuner/epochs"]
+    return values
+
+
+class TrainerTuner(kt.engine.base_tuner.BaseTuner):
+    """KerasTuner's worker loop, where a trial is one `trainers.run.run` in `model_dir/trials/<trial id>`.
+
+    Args:
+        oracle: keras_tuner.Oracle. Picks each trial's values (see `create_oracle`).
+        base_config: trainers.config.ExperimentConfig. What every trial runs, before its values.
+        model_dir: pathlib.Path. The search's directory; KerasTuner's project is `keras_tuner/` in it,
+            reloaded (a resumed search) when it exists.
+    """
+
+    def __init__(self, oracle, *, base_config, model_dir):
+        self.base_config = base_config
+        self.model_dir = model_dir
+        super().__init__(oracle, directory=str(model_dir), project_name="keras_tuner")
+
+    def run_trial(self, trial):
+        """Trains and evaluates the trial's config.
+
+        Returns:
+            The final eval metrics as {"eval/<name>": value}, and the trial's wall time as "seconds".
+
+        Raises:
+            keras_tuner.errors.FailedTrialError: a TRIAL_FAILURES error, in one line (KerasTuner marks
+                the trial FAILED and does not retry it).
+        """
+        started = time.perf_counter()
+        try:
+            config = search_space_lib.with_values(self.base_config, trial_values(trial.hyperparameters.values))
+            metrics = run.run(config, mode="train_and_eval", model_dir=self.model_dir / "trials" / trial.trial_id,
+                              export_dir=None)
+        except TRIAL_FAILURES as error:
+            first_line = (str(error).strip().splitlines() or [""])[0]  # TensorFlow's go on with op context.
+            raise kt.errors.FailedTrialError(f"{type(error).__name__}: {first_line}") from None
+        finally:
+            keras.backend.clear_session()  # The next trial builds its model in a fresh Keras state.
+        reported = {f"eval/{name}": value for name, value in metrics.items() if name not in _COUNTS}
+        return {**reported, "seconds": time.perf_counter() - started}
+
+
+def check_same_search(model_dir, search):
+    """Refuses to resume a --model_dir that holds another search: KerasTuner would go on with the old one.
+
+    Args:
+        search: {"tuner", "search_space", "base_config"}: what the trials of a search share.
+    """
+    path = model_dir / "search.json"
+    current = json.loads(json.dumps(search))  # Tuples become lists, as in the saved file.
+    if not path.is_file():
+        model_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomically(path, current)
+        return
+    saved = json.loads(path.read_text())
+    for key, value in current.items():
+        if saved.get(key) != value:
+            raise ConfigError(f"--model_dir={model_dir} holds a search with another {key.replace('_', ' ')} "
+                              f"({path}); use a new --model_dir, or the same flags to resume")
+
+
+def failure_reason(trial):
+    """Why a trial failed: the last line of the traceback that KerasTuner keeps as its message."""
+    if trial.status != kt.engine.trial.TrialStatus.FAILED or not trial.message:
+        return None
+    last_line = trial.message.strip().splitlines()[-1]
+    return last_line.removeprefix(f"{kt.errors.FailedTrialError.__module__}.FailedTrialError: ")
+
+
+def trial_records(oracle) -> list[dict]:
+    """Every trial of the search, in the order of their ids, as trials.json holds them."""
+    records = []
+    for trial in sorted(oracle.trials.values(), key=lambda trial: trial.trial_id):
+        metrics = {name: trial.metrics.get_last_value(name) for name in trial.metrics.metrics}
+        records.append({
+            "trial": trial.trial_id,
+            "status": trial.status,
+            "values": trial_values(trial.hyperparameters.values),
+            "metrics": {name: value for name, value in metrics.items() if name != "seconds"},
+            "seconds": metrics.get("seconds"),
+            "reason": failure_reason(trial),
+        })
+    return records
+
+
+def table(records, space) -> tuple[list[str], list[list]]:
+    """The trials as columns (trial, status, each field, the objective metric, seconds, reason) and rows.
+
+    The fields come in the search space's order, then Hyperband's train.epochs.
+    """
+    searched = [parameter.field for parameter in space.parameters]
+    fields = list(dict.fromkeys([*searched, *(field for record in records for field in record["values"])]))
+    columns = ["trial", "status", *fields, space.metric, "seconds", "reason"]
+    rows = [
+        [record["trial"], record["status"], *(record["values"].get(field) for field in fields),
+         record["metrics"].get(space.metric), record["seconds"], record["reason"]]
+        for record in records
+    ]
+    return columns, rows
+
+
+def format_table(columns, rows) -> str:
+    """Left-aligned columns; floats to 4 significant digits, None (not measured, no reason) as "-"."""
+
+    def cell(value):
+        if value is None:
+            return "-"
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    cells = [columns, *([cell(value) for value in row] for row in rows)]
+    widths = [max(len(line[index]) for line in cells) for index in range(len(columns))]
+    return "\n".join("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip() for line in cells)
+
+
+def write_atomically(path, write):
+    """Calls `write(temporary_path)`, then renames the file to `path`: readers never see half a file."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(temporary)
+    os.replace(temporary, path)
+
+
+def best_record(records, space):
+    """The completed trial with the best objective metric, or None."""
+    completed = [record for record in records if record["status"] == kt.engine.trial.TrialStatus.COMPLETED]
+    if not completed:
+        return None
+    best = max if space.direction == "max" else min
+    return best(completed, key=lambda record: record["metrics"][space.metric])
+
+
+def write_results(model_dir, records, space, base_config, best):
+    """trials.csv, trials.json and (when a trial completed) best_config.yaml; returns the table to print."""
+    columns, rows = table(records, space)
+    csv_text = io.StringIO()
+    csv.writer(csv_text).writerows([columns, *([("" if value is None else value) for value in row] for row in rows)])
+    write_atomically(model_dir / "trials.csv", lambda path: path.write_text(csv_text.getvalue()))
+    write_json_atomically(model_dir / "trials.json", records)
+    if best is not None:
+        config = search_space_lib.with_values(base_config, best["values"])
+        header = (f"Best of {len(records)} trials of `python -m trainers.tune` in {model_dir}: trial "
+                  f"{best['trial']}, {space.metric}={best['metrics'][space.metric]:.4f}\n{run.package_versions()}")
+        write_atomically(model_dir / "best_config.yaml",
+                         lambda path: config_lib.save_config(config, path, header=header))
+    return format_table(columns, rows)
+
+
+def main(argv):
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # tfds logs every file it opens at INFO.
+    tfds.disable_progress_bar()
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        base_config = run.resolve_config()
+        if not FLAGS.search_space:
+            raise ConfigError("--search_space is required, e.g. --search_space=configs/search/transformer.yaml")
+        space = search_space_lib.load_search_space(FLAGS.search_space, base_config)
+        oracle = create_oracle(FLAGS.tuner, space, base_config, FLAGS.max_trials)
+        model_dir = pathlib.Path(FLAGS.model_dir or f"runs/tune_{base_config.model_name}")
+        check_same_search(model_dir, {"tuner": FLAGS.tuner, "search_space": dataclasses.asdict(space),
+                                      "base_config": base_config.to_dict()})
+        tuner = TrainerTuner(oracle, base_config=base_config, model_dir=model_dir)
+        tuner.search()
+    except (ConfigError, kt.errors.FatalError) as error:  # FatalError: e.g. a run that does not report the metric.
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(run.USAGE_ERROR)
+    if not isinstance(tuner.oracle, kt.Oracle):  # A worker of a distributed search: the chief keeps the trials.
+        print(f"Tuner {tuner.tuner_id} is done; the chief writes the results")
+        return
+
+    records = trial_records(tuner.oracle)
+    best = best_record(records, space)
+    print(write_results(model_dir, records, space, base_config, best))
+    print(f"Trials: {model_dir / 'trials.csv'}, {model_dir / 'trials.json'}")
+    if best is None:
+        print("error: no trial completed; the reasons are in the table above", file=sys.stderr)
+        sys.exit(1)
+    print(f"Best trial {best['trial']}: {space.metric}={best['metrics'][space.metric]:.4f}; "
+          f"python -m trainers.run --config={model_dir / 'best_config.yaml'} repeats it")
+
+
+if __name__ == "__main__":
+    app.run(main)
