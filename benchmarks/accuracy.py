@@ -149,10 +149,7 @@ def main(argv=None):
     parser.add_argument("--models", default=",".join(DATASETS))
     parser.add_argument("--epochs", type=int, default=None, help="override every config's epochs")
     parser.add_argument("--quick", action="store_true", help="1 epoch each")
-    parser.add_argument("--data_dir", default=None, help="tfds data_dir (default: tfds' own, ~/tensorflow_datasets)")
-    parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per run")
-    parser.add_argument("--no_markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
-    common.add_markdown_from_flag(parser)
+    common.add_trainer_run_flags(parser)
     args = parser.parse_args(argv)
     if args.markdown_from:
         return common.markdown_from(NAME, markdown, args.markdown_from)

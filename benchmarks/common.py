@@ -116,6 +116,14 @@ def publish(document, markdown, write_markdown=True) -> pathlib.Path:
     return path
 
 
+def add_trainer_run_flags(parser):
+    """The flags of a benchmark whose figures come from `python -m trainers.run` processes."""
+    parser.add_argument("--data_dir", default=None, help="tfds data_dir (default: tfds' own, ~/tensorflow_datasets)")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per run")
+    parser.add_argument("--no_markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
+    add_markdown_from_flag(parser)
+
+
 def add_markdown_from_flag(parser):
     parser.add_argument(
         "--markdown_from", default=None, metavar="JSON",

@@ -75,10 +75,7 @@ def main(argv=None):
     parser.add_argument("--steps_per_epoch", type=int, default=None, help="fewer steps (a quick check of this script)")
     parser.add_argument("--temperature", type=float, default=None, help="default: the config's train.temperature")
     parser.add_argument("--alpha", type=float, default=None, help="default: the config's train.alpha")
-    parser.add_argument("--data_dir", default=None, help="tfds data_dir (default: tfds' own)")
-    parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per run")
-    parser.add_argument("--no_markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
-    common.add_markdown_from_flag(parser)
+    common.add_trainer_run_flags(parser)
     args = parser.parse_args(argv)
     if args.markdown_from:
         return common.markdown_from(NAME, markdown, args.markdown_from)

@@ -340,12 +340,17 @@ def predict(model_name, export_dir, texts):
         print(f"{text!r}: class {answer['class_id']}, probabilities {answer['probabilities']}")
 
 
-def main(argv):
+def start_cli(argv):
+    """What every absl entry point over a run does first: quiet logs, and no stray arguments."""
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # tfds logs every file it opens at INFO.
     tfds.disable_progress_bar()
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+
+
+def main(argv):
+    start_cli(argv)
     try:
         config = resolve_config()
         if FLAGS.mode == "predict":

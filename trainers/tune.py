@@ -33,8 +33,7 @@ import keras  # noqa: E402
 import keras_tuner as kt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-import tensorflow_datasets as tfds  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 from trainers import config as config_lib  # noqa: E402
 from trainers import run  # noqa: E402  (defines the flags of a run, which a search shares)
@@ -257,11 +256,7 @@ def write_results(model_dir, records, space, base_config, best):
 
 
 def main(argv):
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # tfds logs every file it opens at INFO.
-    tfds.disable_progress_bar()
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    run.start_cli(argv)
     try:
         base_config = run.resolve_config()
         if not FLAGS.search_space:
