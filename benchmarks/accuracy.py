@@ -155,10 +155,7 @@ def main(argv=None):
         return common.markdown_from(NAME, markdown, args.markdown_from)
     if args.quick and not args.epochs:
         args.epochs = 1
-    models = [name.strip() for name in args.models.split(",") if name.strip()]
-    unknown = [name for name in models if name not in DATASETS]
-    if unknown:
-        parser.error(f"unknown model {unknown[0]!r}; choose from {', '.join(DATASETS)}")
+    models = common.selected_models(parser, args.models, DATASETS)
     results, skipped = [], []
     with tempfile.TemporaryDirectory() as work_dir:
         for model in models:

@@ -104,8 +104,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bert_step_variants", description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="bert_tiny,bert_mini")
     parser.add_argument("--blocks", type=int, default=4)
-    parser.add_argument("--no_markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
-    common.add_markdown_from_flag(parser)
+    common.add_output_flags(parser)
     args = parser.parse_args(argv)
     if args.markdown_from:
         return common.markdown_from(NAME, markdown, args.markdown_from)

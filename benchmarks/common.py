@@ -120,11 +120,21 @@ def add_trainer_run_flags(parser):
     """The flags of a benchmark whose figures come from `python -m trainers.run` processes."""
     parser.add_argument("--data_dir", default=None, help="tfds data_dir (default: tfds' own, ~/tensorflow_datasets)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per run")
+    add_output_flags(parser)
+
+
+def selected_models(parser, text, known):
+    """The names in `--models` ("a,b"), each one of `known`; anything else is a usage error."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        parser.error(f"unknown model {unknown[0]!r}; choose from {', '.join(known)}")
+    return names
+
+
+def add_output_flags(parser):
+    """--no_markdown (measure, leave BENCHMARKS.md alone) and --markdown_from (measure nothing)."""
     parser.add_argument("--no_markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
-    add_markdown_from_flag(parser)
-
-
-def add_markdown_from_flag(parser):
     parser.add_argument(
         "--markdown_from", default=None, metavar="JSON",
         help="measure nothing: rewrite this benchmark's BENCHMARKS.md section from a saved result "

@@ -192,8 +192,7 @@ def main(argv=None):
     parser.add_argument("--data_dir", default=None, help="tfds data_dir (default: tfds' own, ~/tensorflow_datasets)")
     parser.add_argument("--quick", action="store_true", help="time at most 300 batches of each first epoch")
     parser.add_argument("--no_local", action="store_true", help="only the offline datasets")
-    parser.add_argument("--no_markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
-    common.add_markdown_from_flag(parser)
+    common.add_output_flags(parser)
     args = parser.parse_args(argv)
     if args.markdown_from:
         return common.markdown_from(NAME, markdown, args.markdown_from)
@@ -202,10 +201,7 @@ def main(argv=None):
     args.model_calls = 3
     logging.set_verbosity(logging.WARNING)
     tfds.disable_progress_bar()
-    models = [name.strip() for name in args.models.split(",") if name.strip()]
-    unknown = [name for name in models if name not in MODELS]
-    if unknown:
-        parser.error(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
+    models = common.selected_models(parser, args.models, MODELS)
     skipped = []
     results = []
     for model_name, dataset_label, path in config_paths(models, include_local=not args.no_local):

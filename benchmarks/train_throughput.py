@@ -526,8 +526,7 @@ def main(argv=None):
         help="also time the zoo at this many steps per call (default: trainers.run's default; 0 or 1: skip)",
     )
     parser.add_argument("--no_breakdown", action="store_true", help="skip the per-stage timing of the BERT steps")
-    parser.add_argument("--no_markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
-    common.add_markdown_from_flag(parser)
+    common.add_output_flags(parser)
     args = parser.parse_args(argv)
     if args.markdown_from:
         return common.markdown_from(NAME, markdown, args.markdown_from)
@@ -535,10 +534,7 @@ def main(argv=None):
     args.block_seconds = args.block_seconds or (1.0 if args.quick else 2.0)
     args.warmup = args.warmup or (2 if args.quick else 3)
     available = setups()
-    names = [name.strip() for name in args.models.split(",") if name.strip()]
-    unknown = [name for name in names if name not in available]
-    if unknown:
-        parser.error(f"unknown model {unknown[0]!r}; choose from {', '.join(available)}")
+    names = common.selected_models(parser, args.models, available)
     jit_modes = [{"off": False, "on": True}[mode.strip()] for mode in args.jit.split(",")]
 
     matmul_runs = [common.matmul_gflops()]
