@@ -5,21 +5,37 @@ import keras
 from zoo.registry import register
 
 
-@register("cnn", input_kind="image", num_classes=10, filters=(32, 64), kernel_size=3, dropout=0.25)
+@register(
+    "cnn", input_kind="image", num_classes=10, filters=(32, 64), kernel_size=3, head_units=128, dropout=0.25,
+    translation=0.1,
+)
 @keras.saving.register_keras_serializable(package="zoo")
 class ConvNet(keras.Model):
-    """Convolution -> batch norm -> ReLU -> max-pool blocks, then a pooled dense head.
+    """Random translation -> [convolution -> batch norm -> ReLU -> max-pool] blocks -> flatten -> dense head.
 
-    Batch normalization (Ioffe & Szegedy 2015, https://arxiv.org/abs/1502.03167) after each
-    convolution lets the stack train fast at a high learning rate. "same" padding in both
-    convolution and pooling keeps every spatial size >= 1, so any H x W x C input works
-    (8x8x1 digits, 28x28x1 MNIST, 32x32x3 CIFAR alike).
+    Keras' MNIST convnet (two convolutions, max-pooling, a dense layer of 128 over the flattened
+    feature map, dropout, softmax), made to train in fewer epochs:
+
+    - Batch normalization (Ioffe & Szegedy 2015, https://arxiv.org/abs/1502.03167) after each
+      convolution lets the stack train at a high learning rate.
+    - The head reads the flattened feature map, not its global average: which stroke is where
+      tells a 4 from a 9, and averaging over positions throws that away.
+    - Random translation by up to `translation` of the height and width (training only; identity
+      at evaluation and in the SavedModel) is the augmentation that suits digits: a shifted digit
+      is the same digit, whereas a flipped or strongly rotated one may not be (6 and 9).
+
+    "same" padding in both convolution and pooling keeps every spatial size >= 1, so any
+    H x W x C input works (8x8x1 digits, 28x28x1 MNIST, 32x32x3 CIFAR alike); the head's input
+    size follows from the input shape when the model is built.
 
     Args:
         num_classes: int. Number of output classes.
         filters: tuple of int. Output channels of each block; one block per entry.
         kernel_size: int. Height and width of every convolution window.
-        dropout: float. Dropout rate before the classification head.
+        head_units: int. Width of the hidden dense layer of the head.
+        dropout: float. Dropout rate before the classifier.
+        translation: float. Largest random shift during training, as a fraction of the image's
+            height and width; 0 turns augmentation off.
 
     Call arguments:
         images: float32 [batch, height, width, channels], raw pixel values 0..255.
@@ -33,10 +49,14 @@ class ConvNet(keras.Model):
     (2, 10)
     """
 
-    def __init__(self, num_classes, filters=(32, 64), kernel_size=3, dropout=0.25, **kwargs):
+    def __init__(
+        self, num_classes, filters=(32, 64), kernel_size=3, head_units=128, dropout=0.25, translation=0.1, **kwargs
+    ):
         super().__init__(**kwargs)
         # === Layers ===
         self.rescale = keras.layers.Rescaling(1.0 / 255)
+        # Pixels shifted in from outside the image are background (0).
+        self.augment = keras.layers.RandomTranslation(translation, translation, fill_mode="constant") if translation else None
         self.blocks = [
             [
                 keras.layers.Conv2D(width, kernel_size, padding="same", use_bias=False),
@@ -49,7 +69,8 @@ class ConvNet(keras.Model):
             ]
             for width in filters
         ]
-        self.global_pool = keras.layers.GlobalAveragePooling2D()
+        self.flatten = keras.layers.Flatten()
+        self.hidden = keras.layers.Dense(head_units, activation="relu")
         self.head_dropout = keras.layers.Dropout(dropout)
         self.classifier = keras.layers.Dense(num_classes, dtype="float32")  # float32 logits under mixed precision.
 
@@ -57,13 +78,18 @@ class ConvNet(keras.Model):
         self.num_classes = num_classes
         self.filters = tuple(filters)
         self.kernel_size = kernel_size
+        self.head_units = head_units
         self.dropout = dropout
+        self.translation = translation
 
     def call(self, images, training=False):
         x = self.rescale(images)  # [batch, H, W, C] in 0..1
+        if self.augment is not None:
+            x = self.augment(x, training=training)  # Shifted during training only.
         for convolution, batch_norm, relu, pool in self.blocks:
             x = pool(relu(batch_norm(convolution(x), training=training)))  # [batch, ceil(H/2), ceil(W/2), width]
-        x = self.global_pool(x)  # [batch, filters[-1]]
+        x = self.flatten(x)  # [batch, H' * W' * filters[-1]]: where each feature fired is kept.
+        x = self.hidden(x)  # [batch, head_units]
         return self.classifier(self.head_dropout(x, training=training))
 
     def get_config(self):
@@ -72,5 +98,7 @@ class ConvNet(keras.Model):
             "num_classes": self.num_classes,
             "filters": list(self.filters),
             "kernel_size": self.kernel_size,
+            "head_units": self.head_units,
             "dropout": self.dropout,
+            "translation": self.translation,
         }
