@@ -1,5 +1,7 @@
-"""Serving: signatures and input handling of a BERT export, models.config, TFLite, int8, the client."""
+"""Serving: signatures and input handling of a BERT export, warm-up records, TFLite, int8, the REST and
+gRPC clients, and a real tensorflow_model_server when one is on PATH."""
 
+import concurrent.futures
 import http.server
 import json
 import shutil
@@ -8,20 +10,27 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
+import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (the export's tokenizer ops)
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 import zoo
 from zoo import serving
 from zoo.data.images import ImagePreprocessor
 from zoo.data.text import RESERVED_TOKENS, TextPreprocessor
-from zoo.export import export_saved_model, saved_model_size_bytes, serving_input_spec, write_models_config
+from zoo.export import export_saved_model, saved_model_size_bytes, serving_input_spec
+from zoo.serving import warmup
 
 VOCABULARY = RESERVED_TOKENS + ["i", "love", "this", "movie", "!", "dull", "film", "not", "bad", "a"]
 SEQUENCE_LENGTH = 16
+# Evaluation-like inputs for the warm-up records: 40 texts of 0 to ~80 words.
+EVAL_TEXTS = np.array([" ".join(["not bad", "a dull film", "i love this movie !"][i % 3] for _ in range(i % 20))
+                       for i in range(40)], dtype=object)
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +49,7 @@ def bert_export(tmp_path_factory):
         export_dir=export_dir,
         model_name="bert",
         encoder=model.encoder,
+        warmup_inputs={"text": EVAL_TEXTS},
     )
     return model, preprocessor, version_dir
 
@@ -97,16 +107,24 @@ def test_saved_model_cli_shows_the_signatures(bert_export):
         assert expected in result.stdout, expected
 
 
-def test_models_config_lists_every_exported_model(bert_export, tmp_path):
-    export_dir = bert_export[2].parent.parent
-    (export_dir / "cnn" / "3").mkdir(parents=True)
-    (export_dir / "not_a_model").mkdir()
-    config = write_models_config(export_dir).read_text()
-    assert config.startswith("model_config_list {")
-    assert config.count("config {") == 2
-    assert f'name: "bert"\n    base_path: "{export_dir.resolve() / "bert"}"' in config
-    assert f'base_path: "{export_dir.resolve() / "cnn"}"' in config
-    assert "not_a_model" not in config
+def test_warmup_records_parse_and_replay_through_the_loaded_signature(bert_export):
+    """TF Serving's format: PredictionLog protos in a TFRecord file; batch 1 and a large batch, short and long."""
+    model, preprocessor, version_dir = bert_export
+    requests = warmup.read_warmup_requests(version_dir)
+    assert 0 < len(requests) <= warmup.MAX_RECORDS
+    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    batches = []
+    for request in requests:
+        assert request.model_spec.name == "bert" and request.model_spec.signature_name == "serving_default"
+        assert set(request.inputs) == {"text"}
+        texts = tf.make_ndarray(request.inputs["text"])
+        assert set(texts.tolist()) <= {text.encode() for text in EVAL_TEXTS}  # Drawn from the evaluation inputs.
+        probabilities = serve(text=tf.constant(texts))["probabilities"].numpy()
+        np.testing.assert_allclose(probabilities, _probabilities(model, preprocessor, texts.tolist()), atol=1e-6)
+        batches.append(texts)
+    assert sorted({len(texts) for texts in batches}) == [1, warmup.LARGE_BATCH]
+    lengths = [len(text) for text in EVAL_TEXTS]
+    assert {len(batches[0][0]), len(batches[1][0])} == {min(lengths), max(lengths)}  # The shortest and the longest.
 
 
 def test_cnn_export_carries_a_tflite_model_with_the_same_answers(tmp_path):
@@ -193,9 +211,7 @@ def test_rest_errors_are_one_line(fake_server):
         serving.predict_rest(fake_server, "bert", [1])
     with pytest.raises(serving.ServingError, match="answered HTTP 404: Servable not found"):
         serving.predict_rest(fake_server, "gpt", ["hi"])
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
+    port = _unused_port()
     with pytest.raises(serving.ServingError, match=f"cannot reach http://127.0.0.1:{port}/v1/models/bert:predict"):
         serving.predict_rest(f"http://127.0.0.1:{port}", "bert", ["hi"], timeout=5)
 
@@ -207,34 +223,123 @@ def test_command_line_client_prints_answers_and_rejects_bad_usage(bert_export):
     assert result.stdout.startswith("'I love this movie!': class ")
     missing = subprocess.run(command[:3] + ["--text=hi"], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2
-    assert "one of the arguments --server --saved_model is required" in missing.stderr
+    assert "one of the arguments --server --grpc --saved_model is required" in missing.stderr
+
+
+class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """Answers `Predict` as TF Serving's gRPC API does, from the real SavedModel: NOT_FOUND for another
+    model's name, INVALID_ARGUMENT for inputs the signature rejects."""
+
+    def __init__(self, version_dir, model_name):
+        self.signatures = tf.saved_model.load(str(version_dir)).signatures
+        self.model_name = model_name
+
+    def Predict(self, request, context):  # noqa: N802  (gRPC's naming)
+        from tensorflow_serving.apis import predict_pb2
+
+        if request.model_spec.name != self.model_name:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({request.model_spec.name})")
+        signature = self.signatures[request.model_spec.signature_name or "serving_default"]
+        try:
+            outputs = signature(**{name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()})
+        except (TypeError, ValueError, tf.errors.InvalidArgumentError) as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error).splitlines()[0])
+        response = predict_pb2.PredictResponse(model_spec=request.model_spec)
+        for name, value in outputs.items():
+            response.outputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
+        return response
+
+
+@pytest.fixture(scope="module")
+def grpc_server(bert_export):
+    """A gRPC PredictionService on 127.0.0.1 serving the module's BERT export as "bert"; yields "HOST:PORT"."""
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(_PredictionService(bert_export[2], "bert"), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(grace=None)
+
+
+def _unused_port():
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        return unused.getsockname()[1]
+
+
+def test_predict_grpc_matches_the_keras_model(grpc_server, bert_export):
+    model, preprocessor, _ = bert_export
+    texts = ["I love this movie!", "a dull film", ""]
+    answers = serving.predict_grpc(grpc_server, "bert", texts)
+    expected = _probabilities(model, preprocessor, texts)
+    np.testing.assert_allclose([answer["probabilities"] for answer in answers], expected, atol=1e-6)
+    assert [answer["class_id"] for answer in answers] == expected.argmax(-1).tolist()
+
+
+def test_grpc_errors_are_one_line(grpc_server):
+    with pytest.raises(serving.ServingError, match=r"answered NOT_FOUND: Servable not found for request: Latest\(gpt\)$"):
+        serving.predict_grpc(grpc_server, "gpt", ["hi"])
+    with pytest.raises(serving.ServingError, match="answered INVALID_ARGUMENT: ") as bad_input:
+        serving.predict_grpc(grpc_server, "bert", [1.0, 2.0])
+    assert "\n" not in str(bad_input.value)
+    port = _unused_port()
+    with pytest.raises(serving.ServingError, match=f"cannot reach 127.0.0.1:{port} \\(gRPC\\)"):
+        serving.predict_grpc(f"127.0.0.1:{port}", "bert", ["hi"], timeout=5)
+
+
+def test_command_line_grpc_client_answers_and_errors_in_one_line(grpc_server):
+    command = [sys.executable, "-m", "zoo.serving", f"--grpc={grpc_server}", "--text=I love this movie!"]
+    result = subprocess.run([*command, "--model_name=bert"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("'I love this movie!': class ")
+    unknown = subprocess.run([*command, "--model_name=gpt"], capture_output=True, text=True, timeout=120)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().splitlines()[-1].startswith(f"error: {grpc_server} answered NOT_FOUND: Servable not found")
+    assert "Traceback" not in unknown.stderr
+    missing = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "--grpc needs --model_name" in missing.stderr
 
 
 @pytest.mark.skipif(shutil.which("tensorflow_model_server") is None, reason="tensorflow_model_server is not on PATH")
-def test_real_tensorflow_model_server_answers_like_the_keras_model(bert_export):
+def test_real_tensorflow_model_server_serves_rest_grpc_and_warms_up(bert_export, tmp_path):
+    """The bundle's local models.config, batching.config and monitoring.config, read by a real server."""
+    from zoo.serving import bundle
+
     model, preprocessor, version_dir = bert_export
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        ["tensorflow_model_server", f"--rest_api_port={port}", "--port=0", "--model_name=bert",
-         f"--model_base_path={version_dir.parent}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    export_dir = version_dir.parent.parent
+    bundle.write_bundle(export_dir, local_config=True)
+    rest_port, grpc_port = _unused_port(), _unused_port()
+    log_path = tmp_path / "server.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            ["tensorflow_model_server", f"--rest_api_port={rest_port}", f"--port={grpc_port}",
+             f"--model_config_file={export_dir / bundle.LOCAL_MODELS_CONFIG}", "--enable_batching=true",
+             f"--batching_parameters_file={export_dir / 'batching.config'}",
+             f"--monitoring_config_file={export_dir / 'monitoring.config'}"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
     try:
         texts = ["I love this movie!", "a dull film"]
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             try:
-                answers = serving.predict_rest(f"http://127.0.0.1:{port}", "bert", texts, timeout=5)
+                rest_answers = serving.predict_rest(f"http://127.0.0.1:{rest_port}", "bert", texts, timeout=5)
                 break
             except serving.ServingError:
-                if time.monotonic() > deadline:
-                    raise
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise AssertionError(log_path.read_text()[-3000:]) from None
                 time.sleep(1)
+        grpc_answers = serving.predict_grpc(f"127.0.0.1:{grpc_port}", "bert", texts)
         expected = _probabilities(model, preprocessor, texts)
-        np.testing.assert_allclose([answer["probabilities"] for answer in answers], expected, atol=1e-5)
+        for answers in (rest_answers, grpc_answers):
+            np.testing.assert_allclose([answer["probabilities"] for answer in answers], expected, atol=1e-5)
+        with pytest.raises(serving.ServingError, match="NOT_FOUND"):
+            serving.predict_grpc(f"127.0.0.1:{grpc_port}", "gpt", texts)
+        log = log_path.read_text()
+        records = len(warmup.read_warmup_requests(version_dir))
+        assert f"Number of warmup records read: {records}." in log, log[-3000:]
+        with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}{bundle.PROMETHEUS_PATH}", timeout=10) as metrics:
+            assert b":tensorflow:serving:request_count" in metrics.read()
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -2,21 +2,28 @@
 
 The preprocessing that fed training (WordPiece tokenization, packing, pixel casting) is placed
 inside the serving graph, so a client sends what it has (`text` strings or `image` pixels) and
-TF Serving needs no zoo code. Text models' graphs use tensorflow-text ops, which stock TF Serving
-links in; a Python process that loads them must `import tensorflow_text` first.
+TF Serving needs no zoo code. Text models' graphs use core TensorFlow ops plus three
+tensorflow-text ops that stock TF Serving has linked since 2.11 (WordPiece, case folding, regex
+split; zoo.serving.compatibility checks each export); a Python process that loads them must
+`import tensorflow_text` first.
 
 Layout (what `tensorflow_model_server --model_base_path=<export_dir>/<model_name>` reads):
 
     <export_dir>/<model_name>/1/saved_model.pb
-    <export_dir>/<model_name>/2/...            # each export adds the next version
+    <export_dir>/<model_name>/1/assets.extra/   # warm-up records, manifest.json, model_card.md
+    <export_dir>/<model_name>/2/...             # each export adds the next version
+    <export_dir>/models.config, batching.config, monitoring.config, docker-compose.yml  (zoo.serving.bundle)
 """
 
+import logging
 import os
 import pathlib
 import shutil
 
 import keras
 import tensorflow as tf
+
+from zoo.serving import bundle, compatibility, model_card, warmup
 
 
 def serving_input_spec(input_kind, image_shape=None, text_pair=False):
@@ -52,7 +59,8 @@ def next_version(model_base) -> int:
 
 
 def export_saved_model(
-    model, preprocessor, input_spec, *, export_dir, model_name, encoder=None, tflite=False
+    model, preprocessor, input_spec, *, export_dir, model_name, encoder=None, tflite=False, warmup_inputs=None,
+    description=None,
 ) -> pathlib.Path:
     """Writes `preprocessor` + `model` as the next version of `<export_dir>/<model_name>`.
 
@@ -69,6 +77,13 @@ def export_saved_model(
     when complete, so a server watching `<export_dir>/<model_name>` never loads half of it, and an
     existing version is never overwritten. With `tflite`, the version directory also holds
     `model.tflite` (the same serving function, for mobile and edge runtimes).
+
+    Every version holds `assets.extra/manifest.json` and `model_card.md` (zoo.serving.model_card:
+    `description` is what the caller knows of the run: config, metrics, labels, dataset,
+    limitations) and, given `warmup_inputs` (dict input name -> numpy array [n, ...] of
+    evaluation inputs as a client sends them), TF Serving's warm-up records
+    (zoo.serving.warmup). After the rename, `<export_dir>` gets the serving bundle of every
+    model there (zoo.serving.bundle).
 
     Returns:
         The version directory written.
@@ -107,10 +122,17 @@ def export_saved_model(
         if tflite:
             converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], model)
             (temporary / "model.tflite").write_bytes(converter.convert())
+        if warmup_inputs is not None:
+            warmup.write_warmup_requests(temporary, warmup_inputs, model_name=model_name)
+        manifest = model_card.build_manifest(temporary, model=model, model_name=model_name, description=description)
+        model_card.write_model_card(temporary, manifest)
         version_dir = _rename_to_next_version(temporary, model_base)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)  # Only left behind when the export failed.
-    write_models_config(export_dir)
+    try:
+        bundle.write_bundle(export_dir)
+    except compatibility.IncompatibleError as error:  # The version is served elsewhere, or by a custom build.
+        logging.getLogger(__name__).warning("no serving bundle for %s: %s", export_dir, error)
     return version_dir
 
 
@@ -124,27 +146,6 @@ def _rename_to_next_version(temporary, model_base) -> pathlib.Path:
             if not version_dir.exists():
                 raise
             # Another export took this version number between listing and renaming: take the next.
-
-
-def write_models_config(export_dir) -> pathlib.Path:
-    """Writes `<export_dir>/models.config` listing every model exported there, for TF Serving.
-
-    `tensorflow_model_server --model_config_file=<export_dir>/models.config` then serves them all,
-    each at its highest version. Written to a temporary file and renamed, like the versions.
-    """
-    export_dir = pathlib.Path(export_dir).resolve()
-    models = sorted(
-        path for path in export_dir.iterdir() if path.is_dir() and any(child.name.isdigit() for child in path.iterdir())
-    )
-    entries = "".join(
-        f'  config {{\n    name: "{path.name}"\n    base_path: "{path}"\n    model_platform: "tensorflow"\n  }}\n'
-        for path in models
-    )
-    config_path = export_dir / "models.config"
-    temporary = export_dir / f".models.config.tmp-{os.getpid()}"
-    temporary.write_text(f"model_config_list {{\n{entries}}}\n")
-    os.replace(temporary, config_path)
-    return config_path
 
 
 def saved_model_size_bytes(version_dir) -> int:

@@ -55,13 +55,74 @@ def load_vocabulary(path) -> list[str]:
         return file.read().splitlines()
 
 
+def round_robin_lengths(lengths, budget):
+    """How many tokens of each segment survive truncating their total to `budget`, in turn.
+
+    Tokens are kept one at a time from each segment in turn, the first segment first, until
+    `budget` tokens are kept or the segments run out (tensorflow-text's `RoundRobinTrimmer`, which
+    keras-hub's `MultiSegmentPacker` uses). For two segments of lengths a and b this keeps
+    a' = min(a, max(ceil(budget / 2), budget - b)) and b' = min(b, budget - a').
+
+    Args:
+        lengths: list of one or two int tensors [batch]: each segment's length.
+        budget: int. The most tokens kept in all.
+
+    Returns:
+        A list like `lengths`: the kept lengths.
+    """
+    if len(lengths) == 1:
+        return [tf.minimum(lengths[0], budget)]
+    if len(lengths) != 2:
+        raise ValueError(f"pack_segments packs one or two segments, got {len(lengths)}")
+    first_length, second_length = lengths
+    kept_first = tf.minimum(first_length, tf.maximum((budget + 1) // 2, budget - second_length))
+    return [kept_first, tf.minimum(second_length, budget - kept_first)]
+
+
+def pack_segments(segments, *, sequence_length, start_id, end_id, pad_id):
+    """Packs `[start] a [end] (b [end])` into fixed-length rows, with core TensorFlow ops only.
+
+    The same outputs as keras-hub's `MultiSegmentPacker` (round-robin truncation, segment ids 0
+    for the start token, `a` and its end token, 1 for `b` and its end token, 0 for padding),
+    without its `TFText>RoundRobinTrim` op: TF Serving releases before 2.20 do not link that op, so
+    a serving graph holding it would not load there (see zoo/serving/ops_table.yaml).
+
+    Args:
+        segments: list of one or two int32 `tf.RaggedTensor` [batch, (tokens)].
+        sequence_length: int. The length of every output row; texts are truncated to fit
+            their tokens and the 1 + len(segments) special tokens.
+        start_id, end_id, pad_id: int. The [CLS], [SEP] and [PAD] token ids.
+
+    Returns:
+        `(token_ids, segment_ids)`, int32 [batch, sequence_length] each.
+    """
+    budget = sequence_length - 1 - len(segments)
+    lengths = [segment.row_lengths() for segment in segments]
+    kept = round_robin_lengths(lengths, tf.cast(budget, lengths[0].dtype))
+    batch_size = segments[0].nrows()
+
+    def column(value):  # [batch, 1] of `value`, ragged so it concatenates with the segments.
+        return tf.RaggedTensor.from_tensor(tf.fill(tf.stack([batch_size, 1]), tf.constant(value, tf.int32)))
+
+    token_pieces, segment_id_pieces = [column(start_id)], [column(0)]
+    for segment_id, (segment, keep) in enumerate(zip(segments, kept)):
+        positions = tf.ragged.range(segment.row_lengths())
+        truncated = tf.ragged.boolean_mask(segment, positions < tf.expand_dims(keep, 1))
+        token_pieces += [truncated, column(end_id)]
+        segment_id_pieces += [tf.ones_like(truncated) * segment_id, column(segment_id)]
+    shape = [None, sequence_length]
+    token_ids = tf.concat(token_pieces, axis=1).to_tensor(default_value=pad_id, shape=shape)
+    segment_ids = tf.concat(segment_id_pieces, axis=1).to_tensor(default_value=0, shape=shape)
+    return token_ids, segment_ids
+
+
 class TextPreprocessor(keras.layers.Layer):
     """Raw strings -> fixed-length int32 token ids for the zoo's text models.
 
     Lowercases, splits on whitespace and punctuation, and applies WordPiece
     (`keras_hub.tokenizers.WordPieceTokenizer`); then pads with 0 ([PAD]) or truncates to
     `sequence_length`. The "bert" format also packs `[CLS] text [SEP] (text_pair [SEP])` with
-    `keras_hub.layers.MultiSegmentPacker`, truncating the two texts in turn.
+    `pack_segments`, truncating the two texts in turn.
 
     A scalar string gives [sequence_length] outputs and a batch [batch] gives
     [batch, sequence_length], so the layer maps over single `tf.data` examples as well as it
@@ -99,22 +160,12 @@ class TextPreprocessor(keras.layers.Layer):
 
         # === Layers ===
         is_bert = output_format == "bert"
-        # For "token_ids" the tokenizer pads and truncates; for "bert" the packer does, after
+        # For "token_ids" the tokenizer pads and truncates; for "bert" `pack_segments` does, after
         # adding [CLS] and [SEP], so the tokenizer returns ragged ids.
         self.tokenizer = keras_hub.tokenizers.WordPieceTokenizer(
             vocabulary=vocabulary,
             sequence_length=None if is_bert else sequence_length,
             lowercase=lowercase,
-        )
-        self.packer = (
-            keras_hub.layers.MultiSegmentPacker(
-                sequence_length=sequence_length,
-                start_value=self.tokenizer.token_to_id("[CLS]"),
-                end_value=self.tokenizer.token_to_id("[SEP]"),
-                pad_value=self.tokenizer.token_to_id("[PAD]"),
-            )
-            if is_bert
-            else None
         )
 
         # === Config ===
@@ -153,10 +204,16 @@ class TextPreprocessor(keras.layers.Layer):
         """tf.string [batch] (twice for a pair) -> int32 [batch, sequence_length] (or a dict of)."""
         if self.output_format == "token_ids":
             return self.tokenizer(text)
-        segments = (self.tokenizer(text),)
+        segments = [self.tokenizer(text)]
         if text_pair is not None:
-            segments += (self.tokenizer(text_pair),)
-        token_ids, segment_ids = self.packer(segments)
+            segments.append(self.tokenizer(text_pair))
+        token_ids, segment_ids = pack_segments(
+            segments,
+            sequence_length=self.sequence_length,
+            start_id=self.tokenizer.token_to_id("[CLS]"),
+            end_id=self.tokenizer.token_to_id("[SEP]"),
+            pad_id=self.tokenizer.token_to_id("[PAD]"),
+        )
         return {
             "token_ids": token_ids,
             "segment_ids": segment_ids,

@@ -1,10 +1,7 @@
-"""Ask an exported zoo model for answers: over TF Serving's REST API, or from a local SavedModel.
+"""Ask an exported zoo model for answers: over TF Serving's REST or gRPC API, or from a local SavedModel.
 
-    python -m zoo.serving --server=http://localhost:8501 --model_name=bert --text="I love this movie!"
-    python -m zoo.serving --saved_model=exports/bert --text="I love this movie!"
-
-Both print one line per input: the class id and the probabilities. Both return the same
-structure: a list of {"probabilities": [...], "class_id": int}, one per instance.
+All three return the same structure: a list of {"probabilities": [...], "class_id": int}, one per
+instance, and fail with a one-line `ServingError` (refused, unknown model, bad input).
 """
 
 import json
@@ -12,9 +9,6 @@ import pathlib
 import sys
 import urllib.error
 import urllib.request
-
-USAGE_ERROR = 2
-
 
 class ServingError(RuntimeError):
     """The server could not be reached or refused the request; the message is one line."""
@@ -52,6 +46,44 @@ def predict_rest(url, model_name, instances, timeout=30.0):
         raise ServingError(f"cannot reach {endpoint}: {reason}") from None
 
 
+def predict_grpc(address, model_name, instances, *, input_name="text", signature_name="serving_default",
+                 timeout=30.0):
+    """Calls TF Serving's gRPC `PredictionService.Predict` (tensorflow-serving-api's protos).
+
+    Args:
+        address: str. The server's gRPC address, "HOST:PORT" (TF Serving listens on 8500).
+        model_name: str. The name TF Serving serves the model under.
+        instances: list. Raw inputs: strings for text models (sent as tf.string [batch]), nested
+            lists of pixels for images (sent as float32 [batch, H, W, C]).
+        input_name: str. The signature's input: "text" or "image" (zoo.export.serving_input_spec).
+
+    Returns:
+        A list of {"probabilities": [...], "class_id": int}, as `predict_rest` returns it.
+    """
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature_name
+    is_text = all(isinstance(instance, str) for instance in instances)
+    request.inputs[input_name].CopyFrom(tf.make_tensor_proto(list(instances), tf.string if is_text else tf.float32))
+    try:
+        with grpc.insecure_channel(address) as channel:
+            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=timeout)
+    except grpc.RpcError as error:
+        details = next(iter((error.details() or "").splitlines()), "")
+        if error.code() == grpc.StatusCode.UNAVAILABLE:
+            raise ServingError(f"cannot reach {address} (gRPC): {details}") from None
+        raise ServingError(f"{address} answered {error.code().name}: {details}") from None
+    probabilities = tf.make_ndarray(response.outputs["probabilities"])
+    class_ids = tf.make_ndarray(response.outputs["class_id"])
+    return [
+        {"probabilities": row.tolist(), "class_id": int(class_id)} for row, class_id in zip(probabilities, class_ids)
+    ]
+
+
 def latest_version_dir(path) -> pathlib.Path:
     """`path` itself if it is a SavedModel, else its highest integer version subdirectory."""
     path = pathlib.Path(path)
@@ -83,33 +115,3 @@ def predict_local(saved_model, instances):
         {"probabilities": probabilities.tolist(), "class_id": int(class_id)}
         for probabilities, class_id in zip(outputs["probabilities"].numpy(), outputs["class_id"].numpy())
     ]
-
-
-def main(argv=None):
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m zoo.serving", description=__doc__.splitlines()[0])
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--server", help="TF Serving REST address, e.g. http://localhost:8501")
-    target.add_argument("--saved_model", help="a SavedModel version directory or model base directory")
-    parser.add_argument("--model_name", help="with --server: the served model's name")
-    parser.add_argument("--text", action="append", required=True, help="a text to classify (repeatable)")
-    args = parser.parse_args(argv)
-    if args.server and not args.model_name:
-        parser.error("--server needs --model_name")
-    try:
-        if args.server:
-            predictions = predict_rest(args.server, args.model_name, args.text)
-        else:
-            predictions = predict_local(args.saved_model, args.text)
-    except ServingError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
-    for text, prediction in zip(args.text, predictions):
-        probabilities = ", ".join(f"{p:.4f}" for p in prediction["probabilities"])
-        print(f"{text!r}: class {prediction['class_id']} (probabilities {probabilities})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
