@@ -33,6 +33,8 @@ _SAME_RUN_TRAIN_FIELDS = ("task", "preset", "lora_rank", "teacher")
 _TRAIN_DEFAULTS = {"task": "classify", "preset": None, "lora_rank": None, "teacher": None}
 # Parameters that AdamW leaves out of weight decay (BERT's recipe): biases and normalisation.
 _NO_WEIGHT_DECAY = ["bias", "gamma", "beta"]
+# Eval inputs kept for the export's warm-up records (zoo.serving.warmup picks a few of them).
+WARMUP_EXAMPLES = 256
 
 
 @dataclasses.dataclass
@@ -50,6 +52,9 @@ class Task:
     sample_input: tf.Tensor  # One eval example, batched, as a client would send it.
     sample_label: int
     sample_model_input: object  # One batch of model inputs (builds the model's weights).
+    # Up to WARMUP_EXAMPLES eval inputs as a client sends them: {input name: numpy [n, ...]}; the
+    # export's TF Serving warm-up records are drawn from them.
+    eval_inputs: dict | None = None
     steps_per_epoch: int | None = None  # One pass over the train split (None: examples // batch size).
 
 
@@ -183,19 +188,24 @@ def prepare_task(config, model_dir: pathlib.Path, preset=None, teacher=None) -> 
     else:  # A batch of one text, or of one pair: (text [1], text_pair [1]).
         sample_input = tf.nest.map_structure(lambda text: text[None], sample_input)
     model_input = preprocessor(*sample_input) if text_pair else preprocessor(sample_input)
+    input_spec = serving_input_spec(model_spec.input_kind, info.image_shape, text_pair=text_pair)
+    eval_batch = next(iter(load_raw_split(eval_split)().batch(WARMUP_EXAMPLES).take(1)))[0]
+    eval_inputs = {spec.name: tf.cast(tensor, spec.dtype).numpy()
+                   for spec, tensor in zip(tf.nest.flatten(input_spec), tf.nest.flatten(eval_batch))}
     return Task(
         modality=modality,
         num_classes=info.num_classes,
         class_names=list(info.class_names),
         num_train_examples=info.num_examples[train_split],
         preprocessor=preprocessor,
-        serving_input_spec=serving_input_spec(model_spec.input_kind, info.image_shape, text_pair=text_pair),
+        serving_input_spec=input_spec,
         train_input_fn=train_input_fn,
         eval_input_fn=eval_input_fn,
         sample_input=sample_input,
         sample_label=int(sample_label),
         sample_model_input=model_input,
         steps_per_epoch=max(1, steps_per_epoch),
+        eval_inputs=eval_inputs,
     )
 
 

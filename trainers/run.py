@@ -36,7 +36,7 @@ from trainers.trainer import Trainer, TrainingDivergedError, write_json_atomical
 from zoo.export import export_saved_model, saved_model_size_bytes  # noqa: E402
 from zoo.presets import load_bert_preset  # noqa: E402
 from zoo.registry import ConfigError  # noqa: E402
-from zoo.serving import predict_local  # noqa: E402
+from zoo.serving import model_card, predict_local  # noqa: E402
 
 FLAGS = flags.FLAGS
 MODES = ["train_and_eval", "train", "eval", "export", "predict"]
@@ -253,7 +253,8 @@ def run(config, *, mode, model_dir, export_dir, quantize=None):
         print(f"Pretrained encoder in {model_dir}; fine-tune it with --task=classify --init_checkpoint={model_dir}")
         return metrics
     if mode != "eval" and export_dir is not None:
-        version_dir = export_and_try(experiment.without_lora(model, task), task, config.model_name, export_dir)
+        version_dir = export_and_try(experiment.without_lora(model, task), task, config.model_name, export_dir,
+                                     model_dir=model_dir)
         if quantize:
             export_quantized(trainer, task, config.model_name, export_dir, quantize, float_version_dir=version_dir)
     return metrics
@@ -287,7 +288,8 @@ def export_quantized(trainer, task, model_name, export_dir, quantize, *, float_v
         trainer.model.quantize(quantize)
     quantized_metrics = trainer.evaluate(task.eval_input_fn)
     # No TFLite here: the converter has no kernels for Keras' int8 matmuls.
-    version_dir = export_and_try(trainer.model, task, f"{model_name}_{quantize}", export_dir, tflite=False)
+    version_dir = export_and_try(trainer.model, task, f"{model_name}_{quantize}", export_dir, tflite=False,
+                                 model_dir=trainer.model_dir, metrics=quantized_metrics)
     print(
         f"float32: {saved_model_size_bytes(float_version_dir) / 1e6:.2f} MB, "
         f"accuracy {float_metrics['accuracy']:.4f}; {quantize}: "
@@ -301,8 +303,10 @@ def format_metrics(metrics):
     return ", ".join(f"{name}={metrics[name]:.4f}" for name in names if name in metrics)
 
 
-def export_and_try(model, task, model_name, export_dir, tflite=True):
-    """Exports the SavedModel, loads it back and prints its answer for a sample input."""
+def export_and_try(model, task, model_name, export_dir, tflite=True, *, model_dir, metrics=None):
+    """Exports the SavedModel (with warm-up records from eval inputs and a model card from `model_dir`'s
+    config and metrics, or `metrics`), prints the TF Serving releases that load it, loads it back
+    and prints its answer for a sample input."""
     version_dir = export_saved_model(
         model,
         task.preprocessor,
@@ -312,8 +316,12 @@ def export_and_try(model, task, model_name, export_dir, tflite=True):
         encoder=getattr(model, "encoder", None),  # BERT: also an `encode` signature (sentence embedding).
         # TFLite for the CNN (mobile, edge); its builtin kernels need a float32 model.
         tflite=tflite and task.modality == "image" and keras.mixed_precision.global_policy().name == "float32",
+        warmup_inputs=task.eval_inputs,
+        description=model_card.run_description(model_dir, modality=task.modality, labels=task.class_names,
+                                               num_train_examples=task.num_train_examples, metrics=metrics),
     )
     print(f"SavedModel: {version_dir}")
+    print(f"TF Serving: {model_card.serving_summary(model_card.read_manifest(version_dir))}")
     serving = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     if task.modality == "image":
         sample, description = task.sample_input, f"the first eval image (label {task.sample_label})"

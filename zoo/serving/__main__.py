@@ -12,6 +12,7 @@ and exit code 2.
 """
 
 import argparse
+import pathlib
 import sys
 
 from zoo.serving import ServingError, latest_version_dir, predict_grpc, predict_local, predict_rest
@@ -71,7 +72,7 @@ def _command(argv):
             elif not compatibility.loading_releases(reports):
                 return 1
         else:
-            if not bundle.exported_models(args.export_dir):
+            if not pathlib.Path(args.export_dir).is_dir() or not bundle.exported_models(args.export_dir):
                 raise ServingError(f"{args.export_dir} holds no exported model (<model>/<version>/saved_model.pb)")
             written = bundle.write_bundle(args.export_dir, tf_serving=args.tf_serving, local_config=args.local_config)
             release = written.pop("release")
