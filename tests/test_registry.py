@@ -9,7 +9,7 @@ from zoo.registry import ConfigError
 
 def test_list_models_names_every_family_and_filters_by_pattern():
     assert zoo.list_models() == [
-        "bert", "bert_base", "bert_medium", "bert_mini", "bert_small", "bert_tiny", "cnn", "gru", "lstm", "transformer"
+        "bert", "bert_base", "bert_medium", "bert_mini", "bert_small", "bert_tiny", "bow", "cnn", "gru", "lstm", "transformer"
     ]
     assert zoo.list_models("bert_*") == ["bert_base", "bert_medium", "bert_mini", "bert_small", "bert_tiny"]
     assert zoo.list_models("*ru") == ["gru"]
@@ -33,7 +33,7 @@ def test_gru_and_lstm_share_a_class_but_not_a_cell():
 
 
 def test_unknown_model_lists_the_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown model 'bret' \(did you mean bert\?\); known models: bert, bert_base, bert_medium, bert_mini, bert_small, bert_tiny, cnn, gru"):
+    with pytest.raises(ConfigError, match=r"unknown model 'bret' \(did you mean bert\?\); known models: bert, bert_base, bert_medium, bert_mini, bert_small, bert_tiny, bow, cnn, gru"):
         zoo.build("bret")
 
 
