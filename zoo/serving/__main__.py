@@ -8,7 +8,7 @@
 
 The clients print one line per text: the class id and the probabilities. A mistake (unreachable
 server, unknown model, bad input, a release that cannot load the model) is one line on stderr
-and exit code 2.
+and exit code 2. `check` without --tf_serving exits 1 when no release in the table loads the model.
 """
 
 import argparse
