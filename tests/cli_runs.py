@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import numpy as np
+import tensorflow as tf
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -48,3 +49,30 @@ def serve_in_fresh_process(version_dir, raw_inputs, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
+
+
+def losses_from_events(model_dir):
+    """The train loss of each loop, in step order, from the TensorBoard events in `model_dir/train`."""
+    losses = []
+    for path in sorted((pathlib.Path(model_dir) / "train").glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag == "loss":
+                    losses.append((event.step, float(tf.make_ndarray(value.tensor))))
+    return [loss for _, loss in sorted(losses)]
+
+
+def keras_probabilities(model_dir, raw_inputs):
+    """The probabilities of the run's Keras model (preprocessor and model rebuilt from model_dir,
+    final checkpoint restored) for `raw_inputs`, to compare with what its export serves."""
+    from trainers import config as config_lib
+    from trainers import experiment
+    from trainers.trainer import checkpointable_weights
+
+    config = config_lib.load_config(model_dir / "config.yaml")
+    task = experiment.prepare_task(config, model_dir)
+    model = experiment.build_model(config, task)
+    checkpoint = tf.train.Checkpoint(model=checkpointable_weights(model))
+    checkpoint.restore(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))).expect_partial()
+    raw = tf.constant(raw_inputs.tolist() if raw_inputs.dtype == object else raw_inputs)
+    return tf.nn.softmax(model(task.preprocessor(raw), training=False)).numpy()

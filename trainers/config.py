@@ -160,6 +160,7 @@ def config_from_dict(values: dict) -> ExperimentConfig:
     model = values.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("name"), str):
         raise ConfigError("model must be a mapping with a 'name' (a registered zoo model)")
+    registry.check_overrides(model["name"], {key: value for key, value in model.items() if key != "name"})
     sections = {name: _build_section(name, cls, values.get(name) or {}) for name, cls in _SECTIONS.items()}
     config = ExperimentConfig(model=dict(model), **sections)
     validate(config)

@@ -169,6 +169,10 @@ def run(config, *, mode, model_dir, export_dir, quantize=None):
         The final eval metrics (also in `model_dir/metrics.json`), or None where mode does not evaluate.
     """
     runtime = config.runtime
+    # Paths first: a run must not train for an hour and then find it cannot write its outputs.
+    prepare_directory(model_dir, "model_dir")
+    if export_dir is not None and mode != "eval":
+        prepare_directory(export_dir, "export_dir")
     if runtime.cpu_devices:
         split_cpu(runtime.cpu_devices)
     strategy = create_strategy(runtime.strategy, cpu_devices=runtime.cpu_devices, tpu=runtime.tpu)
@@ -228,9 +232,10 @@ def run(config, *, mode, model_dir, export_dir, quantize=None):
             after_epoch=evaluate_and_keep_best if mode == "train_and_eval" else None,
         )
         seconds, steps = time.perf_counter() - started, int(trainer.global_step.numpy()) - first_step
-        epoch_seconds = (seconds - sum(eval_seconds)) * steps_per_epoch / max(steps, 1)
-        print(f"Trained to step {first_step + steps} in {seconds:.1f} s; epoch time {epoch_seconds:.1f} s "
-              f"({task.num_train_examples / epoch_seconds:.1f} examples/s, evaluation excluded)")
+        train_seconds = max(seconds - sum(eval_seconds), 1e-9)
+        print(f"Trained to step {first_step + steps} in {seconds:.1f} s; epoch time "
+              f"{train_seconds * steps_per_epoch / max(steps, 1):.1f} s "
+              f"({trainer.examples_trained / train_seconds:.1f} examples/s, evaluation excluded)")
     elif mode == "eval":
         print(f"Evaluating {trainer.restore()}")
     else:
@@ -258,6 +263,20 @@ def run(config, *, mode, model_dir, export_dir, quantize=None):
         if quantize:
             export_quantized(trainer, task, config.model_name, export_dir, quantize, float_version_dir=version_dir)
     return metrics
+
+
+def prepare_directory(path, flag):
+    """Creates directory `path` (and its parents) and checks that files can be written in it.
+
+    Raises a one-line ConfigError naming `--flag` when it cannot: an existing file at `path`,
+    a file among its parents, no permission.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as error:
+        raise ConfigError(f"--{flag}={path} cannot be used as a directory ({error.strerror}); "
+                          "name a directory that exists or can be created") from None
 
 
 def teacher_saved_model(teacher, model_dir) -> pathlib.Path:

@@ -86,6 +86,7 @@ class Trainer:
         self.model_dir = pathlib.Path(model_dir)
         self.steps_per_loop = steps_per_loop
         self.objective = objective or Classification()
+        self.examples_trained = 0
         self._compute_gradients = (
             tf.function(self._gradients, jit_compile=True) if jit_compile else self._gradients
         )
@@ -131,6 +132,7 @@ class Trainer:
     def _train_step(self, batch):
         inputs, labels = batch
         outputs, per_example_loss, gradients = self._compute_gradients(inputs, labels)
+        gradients = [densify(gradient) for gradient in gradients]
         self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
         return self.objective.step_sums(labels, outputs, per_example_loss)
 
@@ -176,7 +178,9 @@ class Trainer:
             after_epoch: optional `fn(epoch)` called after each epoch's checkpoint (e.g. evaluate).
 
         Returns:
-            The objective's training metrics (RATIOS) over the last epoch (dict).
+            The objective's training metrics (RATIOS) over the last epoch (dict). The examples this
+            call trained on (filler rows and the steps of an earlier, resumed run not counted)
+            are left in `self.examples_trained`.
         """
         manager = self._manager
         if manager.latest_checkpoint:
@@ -193,6 +197,7 @@ class Trainer:
 
         total_steps = epochs * steps_per_epoch
         epoch_metrics = {}
+        self.examples_trained = 0
         while (step := int(self.global_step.numpy())) < total_steps:
             epoch = step // steps_per_epoch
             print(f"Epoch {epoch + 1}/{epochs}")
@@ -208,6 +213,7 @@ class Trainer:
                         f"{manager.latest_checkpoint} is kept (try a lower --learning_rate)"
                     )
                 step += num_steps
+                self.examples_trained += int(sums["count"])
                 epoch_sums = {key: epoch_sums[key] + sums[key] for key in epoch_sums}
                 epoch_metrics = self._ratios(epoch_sums)
                 progress.update(step - epoch * steps_per_epoch, list(epoch_metrics.items()))
@@ -258,6 +264,23 @@ class Trainer:
                 if name != "num_examples":
                     tf.summary.scalar(name, value)
         return metrics
+
+
+def densify(gradient):
+    """An embedding's sparse gradient (`tf.IndexedSlices`, one row per token of the batch) as the
+    dense tensor of its variable's shape [vocabulary, dim]; other gradients as they are.
+
+    Two reasons (tests/trainers/test_trainer.py and tests/test_strategies.py show both):
+    - Replicas all-gather a sparse gradient, whose row count is a replica's tokens and changes
+      with the length bucket. Inside the trainer's `tf.range` loop, MirroredStrategy's gathers of
+      two steps met with different shapes and aborted ("Shape mismatch in the collective
+      instance"). A dense gradient has the same shape at every step (Horovod's `sparse_as_dense`).
+    - Keras 3's Adam applied to `IndexedSlices` squares each occurrence of a repeated token apart
+      (second moment 1^2 + 1^2, not (1 + 1)^2), so a token seen twice in a batch moved differently
+      from Adam's rule, and one replica's half batch differently from the whole. Summed first,
+      every strategy makes the textbook update. Adam's update over the table is dense either way.
+    """
+    return tf.convert_to_tensor(gradient) if isinstance(gradient, tf.IndexedSlices) else gradient
 
 
 def _skip_batches(input_fn, trained_steps):

@@ -79,18 +79,50 @@ def default_config(name) -> dict:
     return dict(get_spec(name).default_config)
 
 
+def _type_name(default) -> str:
+    """What a field whose default is `default` accepts, as a user reads it: "int", "list of int"."""
+    if isinstance(default, (list, tuple)):
+        return f"list of {_type_name(default[0])}" if default else "list"
+    return "float" if isinstance(default, float) else type(default).__name__
+
+
+def _matches_type(value, default) -> bool:
+    """Whether `value` (as read from YAML or a flag) has the type of the field's `default`.
+
+    bool is never an int here (YAML's `true` for `num_layers` is a mistake); an int is a float;
+    a list or tuple matches a sequence default when every item matches its first item.
+    """
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple)) and all(not default or _matches_type(item, default[0]) for item in value)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def check_overrides(name, overrides):
+    """Raises a one-line ConfigError for an override that is not a field of model `name`, or whose
+    value's type is not its default's (`num_layers: two`), before anything is built or trained."""
+    spec = get_spec(name)
+    for field, value in overrides.items():
+        if field not in spec.default_config:
+            raise ConfigError(
+                f"model {name!r} has no config field {field!r}"
+                f"{_close_matches(field, list(spec.default_config))}; "
+                f"fields: {', '.join(sorted(spec.default_config))}"
+            )
+        default = spec.default_config[field]
+        if not _matches_type(value, default):
+            raise ConfigError(f"model.{field} must be {_type_name(default)} (model {name!r}), got {value!r}")
+
+
 def build(name, **overrides) -> keras.Model:
     """Builds the model registered as `name`, its default config updated by `overrides`.
 
-    An override that is not one of the family's config fields is a ConfigError naming the field.
+    An override that is not one of the family's config fields, or of another type than the
+    field's default, is a ConfigError naming the field.
     """
     spec = get_spec(name)
-    unknown = sorted(set(overrides) - set(spec.default_config))
-    if unknown:
-        field = unknown[0]
-        raise ConfigError(
-            f"model {name!r} has no config field {field!r}"
-            f"{_close_matches(field, list(spec.default_config))}; "
-            f"fields: {', '.join(sorted(spec.default_config))}"
-        )
+    check_overrides(name, overrides)
     return spec.model_class(**{**spec.default_config, **overrides})

@@ -20,6 +20,9 @@ from trainers.experiment import create_optimizer
 from trainers.strategy import split_cpu
 from trainers.trainer import Trainer
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # tests/, also when run as a script
+from cli_runs import losses_from_events  # noqa: E402
+
 GLOBAL_BATCH, STEPS = 8, 6
 TINY = {
     "cnn": dict(filters=(8, 16)),
@@ -41,16 +44,6 @@ def examples(name):
         return token_ids, labels
     inputs = {"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids), "padding_mask": (token_ids != 0) * 1}
     return {key: value.astype(np.int32) for key, value in inputs.items()}, labels
-
-
-def losses_from_events(model_dir):
-    losses = []
-    for path in sorted((model_dir / "train").glob("events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            for value in event.summary.value:
-                if value.tag == "loss":
-                    losses.append((event.step, float(tf.make_ndarray(value.tensor))))
-    return [loss for _, loss in sorted(losses)]
 
 
 def train(name, strategy, initial_weights):

@@ -67,15 +67,3 @@ def test_every_train_step_compiles_with_xla_and_computes_the_same_loss(name, tmp
     plain_loss = plain._train_step(batch)["loss_sum"]
     compiled_loss = compiled._train_step(batch)["loss_sum"]
     np.testing.assert_allclose(compiled_loss, plain_loss, rtol=1e-4)
-
-
-def test_mirrored_cli_run_splits_the_cpu(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "trainers.run", "--model=cnn", "--strategy=mirrored", "--cpu_devices=2",
-         "--epochs=1", "--steps_per_epoch=4", f"--model_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}",
-         f"--data_dir={tmp_path / 'data'}"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Strategy: MirroredStrategy with 2 replica(s)" in result.stdout
-    assert (tmp_path / "exports" / "cnn" / "1" / "saved_model.pb").is_file()

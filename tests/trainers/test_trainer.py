@@ -1,11 +1,12 @@
 """The training loop on a real zoo model: learning, checkpoints that hold every weight, restore."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import zoo
-from trainers.trainer import Trainer, TrainingDivergedError, checkpointable_weights
+from trainers.trainer import Trainer, TrainingDivergedError, checkpointable_weights, densify
 from trainers.config import config_from_dict
 from trainers.experiment import create_optimizer
 from zoo.data.pipeline import PADDING_LABEL
@@ -85,3 +86,34 @@ def test_nan_loss_stops_with_a_clear_error_naming_the_kept_checkpoint(tmp_path):
     trainer = _trainer(tmp_path, learning_rate=1e30)
     with pytest.raises(TrainingDivergedError, match=r"loss became nan near step \d+; the last good checkpoint"):
         trainer.train(_input_fn(repeat=True), epochs=50, steps_per_epoch=4)
+
+
+def _adam(gradients, learning_rate=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """Adam's rule (Kingma & Ba 2015, algorithm 1) in numpy, from a zero start: the total update."""
+    m = v = update = 0.0
+    for step, gradient in enumerate(gradients, start=1):
+        m = beta_1 * m + (1 - beta_1) * gradient
+        v = beta_2 * v + (1 - beta_2) * gradient**2
+        update = update + learning_rate * (m / (1 - beta_1**step)) / (np.sqrt(v / (1 - beta_2**step)) + epsilon)
+    return update
+
+
+def test_densified_embedding_gradients_take_adams_step_for_repeated_tokens():
+    """A token twice in a batch has gradient rows g1 and g2: Adam must see (g1 + g2), squared after
+    summing. Keras' Adam on the raw IndexedSlices squares g1 and g2 apart; densify sums first."""
+    rows = tf.constant([[1.0], [3.0]])
+    steps = [tf.IndexedSlices(rows, tf.constant([0, 1]), tf.constant([2, 1])),  # tokens 0 and 1
+             tf.IndexedSlices(rows, tf.constant([1, 1]), tf.constant([2, 1]))]  # token 1, twice
+    expected = _adam(np.array([[1.0, 3.0], [0.0, 4.0]]))  # per token: its summed gradient at each step
+
+    def trained(transform):
+        variable = keras.Variable(np.zeros([2, 1], "float32"))
+        optimizer = keras.optimizers.Adam(learning_rate=0.1)
+        for gradient in steps:
+            optimizer.apply_gradients([(transform(gradient), variable)])
+        return -variable.numpy()[:, 0]
+
+    np.testing.assert_allclose(trained(densify), expected, rtol=1e-4)  # Keras places epsilon apart.
+    assert not np.allclose(trained(lambda gradient: gradient), expected, rtol=1e-2)  # Why densify exists.
+    dense = tf.ones([2, 1])
+    assert densify(dense) is dense

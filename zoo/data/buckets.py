@@ -237,28 +237,25 @@ def make_bucketed_input_fn(load_tokens, boundaries, global_batch_size, training,
         replicas_fed = input_context.num_replicas_in_sync // input_context.num_input_pipelines
         pipeline_batch_size = per_replica_batch_size * replicas_fed
         # Training: every pipeline (worker) builds the same global batches (same seed) and keeps its
-        # slice of each, so all workers are in the same bucket at every step: gradient collectives
-        # need equal shapes. Eval: each pipeline reads the whole split (no collectives).
+        # slice of each, so all replicas are in the same bucket at every step: the step takes as
+        # long as its slowest replica, and the updates equal one replica's on the global batch.
+        # Eval: each pipeline reads the whole split (no collectives).
         batch_size = global_batch_size if training else pipeline_batch_size
-        # Several workers did not always agree on each step's bucket in a 2-worker test (the
-        # collective's shapes differed), so they share the longest one.
-        several_workers = training and input_context.num_input_pipelines > 1
-        bounds = exclusive_bounds[-1:] if several_workers else exclusive_bounds
 
         dataset = load_tokens().cache()
         if training:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed)
         dataset = dataset.bucket_by_sequence_length(
             lambda model_inputs, label: sequence_lengths(model_inputs),
-            bucket_boundaries=bounds,
-            bucket_batch_sizes=[batch_size] * (len(bounds) + 1),
+            bucket_boundaries=exclusive_bounds,
+            bucket_batch_sizes=[batch_size] * (len(exclusive_bounds) + 1),
             pad_to_bucket_boundary=True,
         )
         dataset = dataset.map(lambda model_inputs, labels: _fill_batch(model_inputs, labels, batch_size))
         if training:
             # Each bucket's last batch comes at the end of a pass; mix them in.
             dataset = dataset.shuffle(256, seed=seed).repeat()
-            if several_workers:
+            if input_context.num_input_pipelines > 1:
                 dataset = dataset.rebatch(pipeline_batch_size, drop_remainder=True)
                 dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         if replicas_fed > 1:

@@ -1,5 +1,6 @@
 """Reusable pieces shared by the models; layers import no model."""
 
+from zoo.layers.pooling import MaskedMeanPooling
 from zoo.layers.transformer_encoder import TransformerEncoderBlock, check_divisible
 
-__all__ = ["TransformerEncoderBlock", "check_divisible"]
+__all__ = ["MaskedMeanPooling", "TransformerEncoderBlock", "check_divisible"]

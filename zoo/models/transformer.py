@@ -3,7 +3,7 @@
 import keras
 import keras_hub
 
-from zoo.layers import TransformerEncoderBlock, check_divisible
+from zoo.layers import MaskedMeanPooling, TransformerEncoderBlock, check_divisible
 from zoo.registry import register
 
 POSITION_EMBEDDINGS = ("sinusoidal", "learned")
@@ -83,7 +83,7 @@ class TransformerClassifier(keras.Model):
             TransformerEncoderBlock(num_heads, intermediate_dim, dropout=dropout, name=f"encoder_block_{index}")
             for index in range(num_layers)
         ]
-        self.pool = keras.layers.GlobalAveragePooling1D()
+        self.pool = MaskedMeanPooling()
         self.head_dropout = keras.layers.Dropout(dropout)
         self.classifier = keras.layers.Dense(num_classes, dtype="float32")
 
@@ -105,7 +105,7 @@ class TransformerClassifier(keras.Model):
         x = self.embedding_dropout(x, training=training)
         for block in self.encoder_blocks:
             x = block(x, padding_mask=padding_mask, training=training)
-        x = self.pool(x, mask=padding_mask)  # [batch, hidden], mean over real tokens only
+        x = self.pool(x, mask=padding_mask)  # [batch, hidden], mean over real tokens only (zeros for none)
         return self.classifier(self.head_dropout(x, training=training))
 
     def get_config(self):

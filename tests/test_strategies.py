@@ -1,0 +1,147 @@
+"""Every model family x every strategy that runs here, through the CLI, on the family's shipped config.
+
+What users type is what is tested: `python -m trainers.run --model=NAME --strategy=...` on
+`configs/NAME/offline.yaml` as shipped (length buckets on), 4 steps per `tf.function` loop, so
+that batches of several buckets meet inside one loop. Only the run's length is cut, and its randomness
+(dropout, augmentation) is switched off so that the strategies' loss curves can be compared step
+by step; `test_mirrored_run_with_dropout` keeps it on.
+
+Each family: the default strategy, MirroredStrategy over 2 logical CPUs, and MultiWorkerMirrored
+with 2 worker processes on 127.0.0.1 train, evaluate and export, and both distributed runs follow
+the default strategy's loss curve (same global batches, only the order of float sums differs).
+The default run's SavedModel is then fed texts with no tokens at all (empty, whitespace, only
+characters the vocabulary lacks) in a fresh TensorFlow-only process: every answer must be finite
+probabilities summing to 1, equal to the Keras model's.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import zoo
+
+from cli_runs import REPO, keras_probabilities, losses_from_events, run_trainer, serve_in_fresh_process
+
+FAMILIES = sorted(path.parent.name for path in (REPO / "configs").glob("*/offline.yaml"))
+EPOCH_STEPS = 12  # 3 loops of 4 steps at the shipped steps_per_loop below.
+HOSTILE_TEXTS = ["", "   ", "\u2603\u2603 \u2603", "\t\n", "I love this movie!", "not bad at all " * 40]
+
+
+def _no_randomness(family):
+    """`--params_override` switching off the family's random layers (dropout, augmentation)."""
+    random_fields = [field for field in zoo.default_config(family) if "dropout" in field or field == "translation"]
+    return ",".join(f"model.{field}=0.0" for field in random_fields)
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def _flags(family, run_dir, data_dir, *extra):
+    return [
+        f"--model={family}", f"--model_dir={run_dir / 'run'}", f"--export_dir={run_dir / 'exports'}",
+        f"--data_dir={data_dir}", "--epochs=1", f"--steps_per_epoch={EPOCH_STEPS}", "--steps_per_loop=4", *extra,
+    ]
+
+
+def _run_two_workers(flags, timeout=420):
+    """Starts the two workers of one MultiWorkerMirroredStrategy job; returns [(returncode, stdout, stderr)]."""
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "trainers.run", *flags], cwd=REPO, text=True,
+            env=dict(os.environ, TF_CONFIG=json.dumps(tf_config)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        ))
+    try:
+        outputs = [process.communicate(timeout=timeout) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    return [(process.returncode, *output) for process, output in zip(processes, outputs)]
+
+
+@pytest.fixture(scope="module")
+def default_run(data_dir, tmp_path_factory):
+    """family -> the directory of its default-strategy run (trained once per module)."""
+    runs = {}
+
+    def run(family):
+        if family not in runs:
+            run_dir = tmp_path_factory.mktemp(f"{family}_default")
+            result = run_trainer(*_flags(family, run_dir, data_dir, f"--params_override={_no_randomness(family)}"))
+            assert result.returncode == 0, result.stderr[-3000:]
+            runs[family] = run_dir
+        return runs[family]
+
+    return run
+
+
+def _assert_trained_evaluated_exported(run_dir, family):
+    metrics = json.loads((run_dir / "run" / "metrics.json").read_text())
+    assert metrics["global_step"] == EPOCH_STEPS and np.isfinite(metrics["loss"])
+    assert sorted(path.name for path in (run_dir / "exports" / family).iterdir()) == ["1"]
+    assert (run_dir / "exports" / family / "1" / "saved_model.pb").is_file()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_default_strategy_export_answers_texts_without_tokens(family, default_run, tmp_path):
+    run_dir = default_run(family)
+    _assert_trained_evaluated_exported(run_dir, family)
+    if zoo.get_spec(family).input_kind == "image":
+        raw_inputs = np.stack([np.zeros([8, 8, 1]), np.full([8, 8, 1], 255.0), np.full([8, 8, 1], 1e6)]).astype(np.float32)
+    else:
+        raw_inputs = np.array(HOSTILE_TEXTS, dtype=object)
+    served = serve_in_fresh_process(run_dir / "exports" / family / "1", raw_inputs, tmp_path)
+    probabilities = np.array(served["probabilities"])
+    assert np.isfinite(probabilities).all(), probabilities
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probabilities, keras_probabilities(run_dir / "run", raw_inputs), atol=1e-5)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_mirrored_over_two_cpus_follows_the_default_loss_curve(family, default_run, data_dir, tmp_path):
+    result = run_trainer(*_flags(family, tmp_path, data_dir, f"--params_override={_no_randomness(family)}",
+                                 "--strategy=mirrored", "--cpu_devices=2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Strategy: MirroredStrategy with 2 replica(s)" in result.stdout
+    _assert_trained_evaluated_exported(tmp_path, family)
+    default_losses = losses_from_events(default_run(family) / "run")
+    assert len(default_losses) == EPOCH_STEPS // 4 and np.isfinite(default_losses).all()
+    np.testing.assert_allclose(losses_from_events(tmp_path / "run"), default_losses, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_two_workers_follow_the_default_loss_curve_and_only_the_chief_writes(family, default_run, data_dir, tmp_path):
+    default_losses = losses_from_events(default_run(family) / "run")  # Also builds the dataset once.
+    workers = _run_two_workers(_flags(family, tmp_path, data_dir, f"--params_override={_no_randomness(family)}",
+                                      "--strategy=multi_worker"))
+    for returncode, stdout, stderr in workers:
+        assert returncode == 0, stderr[-3000:]
+        assert "Strategy: CollectiveAllReduceStrategy with 2 replica(s)" in stdout  # MultiWorkerMirrored
+    checksums = [next(line for line in stdout.splitlines() if line.startswith("Weights checksum:"))
+                 for _, stdout, _ in workers]
+    assert checksums[0] == checksums[1]
+    (_, chief, _), (_, other, _) = workers
+    assert "SavedModel:" in chief and "SavedModel:" not in other
+    _assert_trained_evaluated_exported(tmp_path, family)
+    np.testing.assert_allclose(losses_from_events(tmp_path / "run"), default_losses, rtol=1e-4, atol=1e-5)
+
+
+def test_mirrored_run_with_dropout(data_dir, tmp_path):
+    """The shipped config unchanged (dropout on: each replica draws its own masks)."""
+    result = run_trainer(*_flags("transformer", tmp_path, data_dir, "--strategy=mirrored", "--cpu_devices=2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    _assert_trained_evaluated_exported(tmp_path, "transformer")
