@@ -7,7 +7,7 @@ A diagnostic behind BENCHMARKS.md's analysis of `train_throughput`, not a measur
 code: besides the zoo Trainer's step and keras-hub's, it times changes the zoo does not have,
 all with XLA, in alternating blocks in one process:
 
-- trainer step: `Trainer._train_loop` as shipped (XLA over forward + backward, AdamW outside);
+- trainer step: `Trainer.train_steps` as shipped (XLA over forward + backward, AdamW outside);
 - whole step in XLA: forward, backward and the AdamW update in one jit-compiled function;
 - + threefry dropout: the same, with Keras' dropout drawing its mask with
   `tf.nn.experimental.stateless_dropout(..., rng_alg="threefry")` instead of the default

@@ -85,11 +85,11 @@ def time_model(config, task, model_dir, calls):
     )
     iterator = iter(strategy.distribute_datasets_from_function(lambda context: tf.data.Dataset.from_tensors(batch).repeat()))
     num_steps = tf.constant(steps_per_loop)
-    float(trainer._train_loop(iterator, num_steps)["loss_sum"])  # Tracing (and XLA compilation).
+    float(trainer.train_steps(iterator, num_steps)["loss_sum"])  # Tracing (and XLA compilation).
     seconds = []
     for _ in range(calls):
         started = time.perf_counter()
-        float(trainer._train_loop(iterator, num_steps)["loss_sum"])
+        float(trainer.train_steps(iterator, num_steps)["loss_sum"])
         seconds.append((time.perf_counter() - started) / steps_per_loop)
     return 1.0 / common.median(seconds)
 

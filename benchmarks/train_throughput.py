@@ -8,7 +8,7 @@ input pipeline is measured apart, by `benchmarks.input_pipeline`). Both sides us
 `trainers.experiment.create_optimizer` builds (AdamW, warmup + cosine schedule, no weight decay
 on biases and norms) and sparse softmax cross-entropy on logits.
 
-- zoo: `trainers.trainer.Trainer._train_loop`, the trainer's own `tf.function`, called with
+- zoo: `trainers.trainer.Trainer.train_steps`, the trainer's own `tf.function`, called with
   `steps_per_loop` steps (default 1: one host call per step, as the peer's `train_on_batch`);
   with XLA on the Trainer compiles each replica's forward and backward pass with XLA, the update
   stays outside. A second zoo trainer runs at the config's default `train.steps_per_loop` (20
@@ -280,7 +280,7 @@ def zoo_step(setup, batch, jit_compile, steps_per_loop, model_dir):
     num_steps = tf.constant(steps_per_loop)
 
     def step():
-        totals = trainer._train_loop(iterator, num_steps)
+        totals = trainer.train_steps(iterator, num_steps)
         return float(totals["loss_sum"])  # Waits for the step to finish.
 
     return step, model.count_params()
@@ -474,7 +474,7 @@ def markdown(document) -> str:
         f"measurements in this run: {', '.join(f'{value:.0f}' for value in matmul['runs'])}).\n"
         f"Per-step medians over {document['settings']['blocks']} alternating blocks, after "
         f"{document['settings']['warmup']} untimed warm-up calls per side; zoo timed through "
-        f"`Trainer._train_loop` with steps_per_loop={document['settings']['steps_per_loop']} (one host call "
+        f"`Trainer.train_steps` with steps_per_loop={document['settings']['steps_per_loop']} (one host call "
         "per step, as the peer's `train_on_batch`; the ratio column), and again, in the same blocks, with "
         f"steps_per_loop={loop} (the default of `trainers.run`). XLA on: the peer compiles its whole train "
         "step (`compile(jit_compile=True)`), the zoo Trainer its forward + backward pass, the AdamW update "

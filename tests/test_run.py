@@ -130,6 +130,31 @@ def test_usage_errors_are_one_line_with_exit_code_2(flags, message, data_dir, tm
     assert "Traceback" not in result.stderr
 
 
+def test_a_config_file_with_a_wrongly_typed_field_is_one_line(data_dir, tmp_path):
+    config = tmp_path / "bert.yaml"
+    config.write_text("model: {name: bert, num_layers: two}\n")
+    result = run_trainer(f"--config={config}", f"--model_dir={tmp_path / 'run'}", f"--data_dir={data_dir}", timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1] == "error: model.num_layers must be int (model 'bert'), got 'two'"
+
+
+@pytest.mark.parametrize("flag", ["--model_dir", "--export_dir"])
+@pytest.mark.parametrize("under_a_file", [False, True])
+def test_an_output_directory_that_cannot_be_created_is_refused_before_training(flag, under_a_file, data_dir, tmp_path):
+    """An existing file, or a path under one: one line and exit 2, before any data or model is built."""
+    existing_file = tmp_path / "a_file"
+    existing_file.write_text("not a directory")
+    path = existing_file / "sub" if under_a_file else existing_file
+    directories = {"--model_dir": tmp_path / "run", "--export_dir": tmp_path / "exports", flag: path}
+    result = run_trainer("--model=gru", *(f"{name}={value}" for name, value in directories.items()),
+                         f"--data_dir={data_dir}", timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    reason = "Not a directory" if under_a_file else "File exists"
+    assert f"error: {flag}={path} cannot be used as a directory ({reason})" in result.stderr
+    assert "Traceback" not in result.stderr and "Epoch" not in result.stdout
+    assert not (tmp_path / "run" / "config.yaml").exists()
+
+
 def _download_host_reachable():
     import socket
 

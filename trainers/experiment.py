@@ -56,6 +56,7 @@ class Task:
     # export's TF Serving warm-up records are drawn from them.
     eval_inputs: dict | None = None
     steps_per_epoch: int | None = None  # One pass over the train split (None: examples // batch size).
+    bucket_description: str | None = None  # Text: its length buckets, e.g. "16 (p62), 32 (p95), 64 (p100)".
 
 
 def check_same_experiment(config, model_dir: pathlib.Path):
@@ -163,6 +164,7 @@ def prepare_task(config, model_dir: pathlib.Path, preset=None, teacher=None) -> 
         train_input_fn = make_input_fn(load_split(train_split), preprocessor, training=True, **common)
         eval_input_fn = make_input_fn(load_split(eval_split), preprocessor, training=False, **common)
         steps_per_epoch = info.num_examples[train_split] // config.train.batch_size
+        bucket_description = None
     else:
         output_format = "bert" if model_spec.input_kind == "bert" else "token_ids"
 
@@ -180,8 +182,8 @@ def prepare_task(config, model_dir: pathlib.Path, preset=None, teacher=None) -> 
             bucket_boundaries=config.data.bucket_boundaries, **common,
         )
         train_input_fn, eval_input_fn = splits.train_input_fn, splits.eval_input_fn
-        steps_per_epoch = splits.steps_per_epoch
-        print(f"Length buckets (tokens, share of train examples up to each): {splits.description}")
+        steps_per_epoch, bucket_description = splits.steps_per_epoch, splits.description
+        print(f"Length buckets (tokens, share of train examples up to each): {bucket_description}")
     sample_input, sample_label = next(iter(load_raw_split(eval_split)().take(1)))
     if modality == "image":
         sample_input = tf.cast(sample_input, tf.float32)[None]
@@ -205,6 +207,7 @@ def prepare_task(config, model_dir: pathlib.Path, preset=None, teacher=None) -> 
         sample_label=int(sample_label),
         sample_model_input=model_input,
         steps_per_epoch=max(1, steps_per_epoch),
+        bucket_description=bucket_description,
         eval_inputs=eval_inputs,
     )
 

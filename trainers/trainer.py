@@ -168,6 +168,19 @@ class Trainer:
         }
 
     # ---------------------------------------------------------------- public API
+    def train_steps(self, iterator, num_steps):
+        """Runs `num_steps` train steps in one host call (one `tf.function` call), without
+        checkpoints, summaries or a progress bar: what `train` repeats, and what benchmarks time.
+
+        Args:
+            iterator: an iterator over `strategy.distribute_datasets_from_function(...)`.
+            num_steps: int (or int32 scalar tensor).
+
+        Returns:
+            The objective's SUMS over the steps: name -> float32 scalar tensor.
+        """
+        return self._train_loop(iterator, tf.convert_to_tensor(num_steps, tf.int32))
+
     def train(self, train_input_fn, *, epochs, steps_per_epoch, after_epoch=None):
         """Trains until `epochs * steps_per_epoch` steps, resuming from the latest checkpoint.
 

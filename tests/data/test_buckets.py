@@ -140,17 +140,22 @@ def test_label_structures_stay_with_their_examples_and_filler_rows_carry_padding
     assert sorted(seen) == list(range(NUM_EXAMPLES))
 
 
-def test_workers_share_one_bucket_and_split_each_epoch(tokenized):
+def test_workers_share_each_steps_bucket_and_split_each_epoch(tokenized):
+    """Two workers keep the buckets: at every step both hold half of one global batch, padded to
+    the same bucket (their collectives see equal shapes), and together they see each example once."""
     load_tokens, lengths, _ = tokenized
     boundaries = [8, 16, SEQUENCE_LENGTH]
-    steps = buckets.steps_per_epoch(lengths, boundaries[-1:], BATCH_SIZE)
+    steps = buckets.steps_per_epoch(lengths, boundaries, BATCH_SIZE)
     input_fn = buckets.make_bucketed_input_fn(load_tokens, boundaries, BATCH_SIZE, training=True, seed=5)
     workers = [
         list(input_fn(tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker,
                                                  num_replicas_in_sync=2)).take(steps))
         for worker in range(2)
     ]
-    assert {_shape(x) for x, _ in workers[0] + workers[1]} == {(BATCH_SIZE // 2, SEQUENCE_LENGTH)}
+    shapes = [[_shape(x) for x, _ in worker] for worker in workers]
+    assert shapes[0] == shapes[1]
+    assert {shape[0] for shape in shapes[0]} == {BATCH_SIZE // 2}
+    assert len({shape[1] for shape in shapes[0]}) > 1  # Several buckets, not the longest for all.
     assert _real_labels(workers[0] + workers[1]) == list(range(NUM_EXAMPLES))
 
 

@@ -35,9 +35,34 @@ def test_typo_in_key_names_the_key_and_suggests_the_field():
         config_lib.config_from_dict(_values(train={"bach_size": 8}))
 
 
-def test_wrong_type_names_the_field_and_the_accepted_type():
-    with pytest.raises(ConfigError, match=r"train\.epochs must be int, got 'three'"):
-        config_lib.config_from_dict(_values(train={"epochs": "three"}))
+@pytest.mark.parametrize(
+    "sections, message",
+    [
+        # int
+        (dict(train={"epochs": "three"}), r"train\.epochs must be int, got 'three'"),
+        (dict(model={"name": "bert", "num_layers": "two"}), r"model\.num_layers must be int \(model 'bert'\), got 'two'"),
+        (dict(model={"name": "gru", "num_layers": True}), r"model\.num_layers must be int \(model 'gru'\), got True"),
+        # float
+        (dict(train={"learning_rate": "fast"}), r"train\.learning_rate must be float, got 'fast'"),
+        (dict(model={"name": "transformer", "dropout": "none"}), r"model\.dropout must be float \(model 'transformer'\)"),
+        # bool
+        (dict(train={"jit_compile": 3}), r"train\.jit_compile must be bool, got 3"),
+        (dict(model={"name": "gru", "bidirectional": "yes please"}), r"model\.bidirectional must be bool"),
+        # list
+        (dict(model={"name": "cnn", "filters": 32}), r"model\.filters must be list of int \(model 'cnn'\), got 32"),
+        (dict(model={"name": "cnn", "filters": [32, "wide"]}), r"model\.filters must be list of int"),
+        # str
+        (dict(model={"name": "transformer", "position_embedding": 1}), r"model\.position_embedding must be str"),
+    ],
+)
+def test_wrong_type_names_the_field_and_the_accepted_type(sections, message):
+    with pytest.raises(ConfigError, match=message):
+        config_lib.config_from_dict(_values(**sections))
+
+
+def test_right_types_pass_and_an_int_is_a_float():
+    config = config_lib.config_from_dict(_values(model={"name": "cnn", "filters": [8, 16], "dropout": 0}))
+    assert config.model["filters"] == [8, 16] and config.model["dropout"] == 0
 
 
 @pytest.mark.parametrize("field", ["batch_size", "epochs", "steps_per_loop"])
