@@ -16,6 +16,7 @@ probabilities summing to 1, equal to the Keras model's.
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import numpy as np
 import pytest
 
 import zoo
+from trainers import config as config_lib
 
 from cli_runs import REPO, keras_probabilities, losses_from_events, run_trainer, serve_in_fresh_process
 
@@ -83,6 +85,7 @@ def default_run(data_dir, tmp_path_factory):
             run_dir = tmp_path_factory.mktemp(f"{family}_default")
             result = run_trainer(*_flags(family, run_dir, data_dir, f"--params_override={_no_randomness(family)}"))
             assert result.returncode == 0, result.stderr[-3000:]
+            (run_dir / "stdout.txt").write_text(result.stdout)
             runs[family] = run_dir
         return runs[family]
 
@@ -109,6 +112,17 @@ def test_default_strategy_export_answers_texts_without_tokens(family, default_ru
     assert np.isfinite(probabilities).all(), probabilities
     np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
     np.testing.assert_allclose(probabilities, keras_probabilities(run_dir / "run", raw_inputs), atol=1e-5)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_printed_speed_counts_the_examples_trained(family, default_run):
+    """An epoch cut to 12 steps trained at most 12 batches: the rate times the time says so."""
+    stdout = (default_run(family) / "stdout.txt").read_text()
+    found = re.search(r"epoch time ([\d.]+) s \(([\d.]+) examples/s, evaluation excluded\)", stdout)
+    assert found, stdout[-2000:]
+    examples = float(found.group(1)) * float(found.group(2))
+    batch_size = config_lib.load_config(default_run(family) / "run" / "config.yaml").train.batch_size
+    assert 0.5 * EPOCH_STEPS * batch_size < examples < 1.2 * EPOCH_STEPS * batch_size  # Printed times are rounded.
 
 
 @pytest.mark.parametrize("family", FAMILIES)
