@@ -25,12 +25,12 @@ import argparse
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import tempfile
 
 from benchmarks import common
+from trainers.strategy import loopback_tf_configs
 
 NAME = "distributed_buckets"
 MODELS = ("transformer", "bert", "gru", "lstm", "bow")
@@ -97,30 +97,17 @@ def job(args):
     tf.io.gfile.rmtree(str(model_dir))
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def run_job(model, strategy, paddings, args):
     """Starts one job's process(es) and returns the chief's result."""
     command = [sys.executable, "-m", "benchmarks.distributed_buckets", "--job", f"--strategy={strategy}",
                f"--config={config_path(model)}", f"--data_dir={args.data_dir}", f"--blocks={args.blocks}",
                f"--paddings={','.join(paddings)}"]
-    workers = 2 if strategy == "multi_worker" else 1
-    addresses = [f"127.0.0.1:{port}" for port in _free_ports(workers)]
-    processes = []
-    for index in range(workers):
-        environment = dict(os.environ)
-        if strategy == "multi_worker":
-            environment["TF_CONFIG"] = json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}})
-        processes.append(subprocess.Popen(command, cwd=common.REPOSITORY, env=environment, text=True,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    tf_configs = loopback_tf_configs(2) if strategy == "multi_worker" else [None]
+    processes = [
+        subprocess.Popen(command, cwd=common.REPOSITORY, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=dict(os.environ, **({"TF_CONFIG": tf_config} if tf_config else {})))
+        for tf_config in tf_configs
+    ]
     try:
         outputs = [process.communicate(timeout=args.timeout) for process in processes]
     finally:

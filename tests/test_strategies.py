@@ -17,7 +17,6 @@ probabilities summing to 1, equal to the Keras model's.
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 
@@ -26,6 +25,7 @@ import pytest
 
 import zoo
 from trainers import config as config_lib
+from trainers.strategy import loopback_tf_configs
 
 from cli_runs import REPO, keras_probabilities, losses_from_events, run_trainer, serve_in_fresh_process
 
@@ -40,16 +40,6 @@ def _no_randomness(family):
     return ",".join(f"model.{field}=0.0" for field in random_fields)
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def _flags(family, run_dir, data_dir, *extra):
     return [
         f"--model={family}", f"--model_dir={run_dir / 'run'}", f"--export_dir={run_dir / 'exports'}",
@@ -59,14 +49,11 @@ def _flags(family, run_dir, data_dir, *extra):
 
 def _run_two_workers(flags, timeout=420):
     """Starts the two workers of one MultiWorkerMirroredStrategy job; returns [(returncode, stdout, stderr)]."""
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    processes = []
-    for index in range(2):
-        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "trainers.run", *flags], cwd=REPO, text=True,
-            env=dict(os.environ, TF_CONFIG=json.dumps(tf_config)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        ))
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "trainers.run", *flags], cwd=REPO, text=True,
+                         env=dict(os.environ, TF_CONFIG=tf_config), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for tf_config in loopback_tf_configs(2)
+    ]
     try:
         outputs = [process.communicate(timeout=timeout) for process in processes]
     finally:

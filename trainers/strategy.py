@@ -5,6 +5,8 @@ not exist) becomes a one-line `ConfigError` here, before any model is built: a M
 over a device that does not exist constructs fine and then hangs forever in training.
 """
 
+import json
+import socket
 import urllib.error
 
 import tensorflow as tf
@@ -91,3 +93,18 @@ def is_chief(strategy) -> bool:
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def loopback_tf_configs(num_workers) -> list[str]:
+    """`TF_CONFIG` values for a MultiWorkerMirroredStrategy job of `num_workers` processes on this
+    machine (127.0.0.1, free ports), worker 0 first: to try `--strategy=multi_worker` without a
+    cluster, as the tests and benchmarks do.
+    """
+    sockets = [socket.socket() for _ in range(num_workers)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    workers = [f"127.0.0.1:{sock.getsockname()[1]}" for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return [json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+            for index in range(num_workers)]
