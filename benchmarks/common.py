@@ -1,6 +1,6 @@
 """What every benchmark shares: the machine's description, timing, result files, BENCHMARKS.md.
 
-Timing follows shared/FINDINGS.md section 11: absolute speeds on a shared 2-core machine drift
+Timing follows docs/keras_tf_behaviour.md section 11: absolute speeds on a shared 2-core machine drift
 between runs, so a comparison is measured in one process, per step (never whole `fit` calls), in
 blocks that alternate between the two sides, and reported as medians and their ratio.
 """

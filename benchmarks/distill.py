@@ -12,7 +12,7 @@ Three runs of `python -m trainers.run` on `sst2_local` (configs/<model>/sst2_loc
    (tests/trainers/test_objectives.py checks it equals `--task=classify`'s), and it still reports
    how often it agrees with the teacher.
 Then, in this process, each SavedModel's size and its batch-1 serving latency on one dev sentence
-(median of calls in blocks alternating between the three models, shared/FINDINGS.md section 11).
+(median of calls in blocks alternating between the three models, docs/keras_tf_behaviour.md section 11).
 
 Needs the real SST-2 under ../shared/data (developer and CI machines); says so and exits otherwise.
 """

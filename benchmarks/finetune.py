@@ -16,7 +16,7 @@ size, optimizer (AdamW, weight decay 0.01) and peak learning rate:
   pool), compiled as the recipe does (`jit_compile="auto"`, which is no XLA on this CPU) and, as a
   second, stronger peer, with XLA forced (`jit_compile=True`). A whole epoch would take an hour for
   bert_mini, so each is TIMED on `--peer_steps` steps in two blocks, one before and one after zoo's
-  epoch (FINDINGS.md section 11: per-step medians, alternating), and its epoch time EXTRAPOLATED as
+  epoch (docs/keras_tf_behaviour.md section 11: per-step medians, alternating), and its epoch time EXTRAPOLATED as
   the median step time x the epoch's steps. The recipe's dev accuracy is measured after training
   for `--peer_accuracy_seconds` more (a subset of the epoch, steps reported), not a whole epoch.
 

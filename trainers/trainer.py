@@ -2,7 +2,7 @@
 
 This is TF Model Garden's (Orbit's) pattern rather than `model.fit`: Keras 3.15's `fit` breaks under
 MultiWorkerMirroredStrategy and with `steps_per_execution > 1` under any strategy (see
-shared/FINDINGS.md), and TPUs need many steps per host call. The model stays a plain Keras model.
+docs/keras_tf_behaviour.md section 1), and TPUs need many steps per host call. The model stays a plain Keras model.
 
 State that makes a killed run resumable lives in one `tf.train.Checkpoint`: the model, the
 optimizer (with its slot variables), dropout's random-number states and the global step. The
@@ -64,7 +64,7 @@ class Trainer:
             least this many steps after the last save (None: at epoch ends only).
         jit_compile: bool. Compile each replica's forward and backward pass with XLA. The gradient
             update stays outside XLA: compiling `strategy.run` as a whole fails under
-            MirroredStrategy (keras-team/keras#19005, shared/FINDINGS.md section 1).
+            MirroredStrategy (keras-team/keras#19005, docs/keras_tf_behaviour.md section 2).
         objective: a `trainers.objectives` objective (default: `Classification()`).
     """
 
