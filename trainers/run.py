@@ -13,6 +13,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads: hide its C++ info logs.
 
 import dataclasses  # noqa: E402
+import errno  # noqa: E402
 import importlib.metadata  # noqa: E402
 import pathlib  # noqa: E402
 import platform  # noqa: E402
@@ -172,7 +173,7 @@ def run(config, *, mode, model_dir, export_dir, quantize=None):
     # Paths first: a run must not train for an hour and then find it cannot write its outputs.
     prepare_directory(model_dir, "model_dir")
     if export_dir is not None and mode != "eval":
-        prepare_directory(export_dir, "export_dir")
+        prepare_directory(export_dir, "export_dir", create=False)  # Created by the export, if any.
     if runtime.cpu_devices:
         split_cpu(runtime.cpu_devices)
     strategy = create_strategy(runtime.strategy, cpu_devices=runtime.cpu_devices, tpu=runtime.tpu)
@@ -265,18 +266,30 @@ def run(config, *, mode, model_dir, export_dir, quantize=None):
     return metrics
 
 
-def prepare_directory(path, flag):
-    """Creates directory `path` (and its parents) and checks that files can be written in it.
+def directory_problem(path) -> str | None:
+    """Why directory `path` could not be created and written in ("File exists", "Not a directory",
+    "Permission denied"), or None; creates nothing."""
+    existing = next(parent for parent in [path, *path.parents] if parent.exists())
+    if not existing.is_dir():
+        return os.strerror(errno.EEXIST if existing == path else errno.ENOTDIR)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return os.strerror(errno.EACCES)
+    return None
 
-    Raises a one-line ConfigError naming `--flag` when it cannot: an existing file at `path`,
-    a file among its parents, no permission.
-    """
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=path).close()
-    except OSError as error:
-        raise ConfigError(f"--{flag}={path} cannot be used as a directory ({error.strerror}); "
-                          "name a directory that exists or can be created") from None
+
+def prepare_directory(path, flag, create=True):
+    """Raises a one-line ConfigError naming `--flag` when directory `path` cannot be created and
+    written in; with `create`, creates it (and its parents) and writes a file there."""
+    problem = directory_problem(path)
+    if problem is None and create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=path).close()
+        except OSError as error:
+            problem = error.strerror
+    if problem:
+        raise ConfigError(f"--{flag}={path} cannot be used as a directory ({problem}); "
+                          "name a directory that exists or can be created")
 
 
 def teacher_saved_model(teacher, model_dir) -> pathlib.Path:
