@@ -219,6 +219,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(DATASETS))
     parser.add_argument("--seeds", type=int, default=3, help="runs per model, with train.seed = 0 .. seeds - 1")
+    parser.add_argument("--first_seed", type=int, default=0, help="seeds run are first_seed, first_seed + 1, ... "
+                        "(adds seeds to an earlier measurement)")
     parser.add_argument("--seeds_per_model", default="", metavar="MODEL:N,...",
                         help="other run counts for some models, e.g. cnn:1 (MNIST's 10,000 test images vary less)")
     parser.add_argument("--epochs", type=int, default=None, help="override every config's epochs")
@@ -245,7 +247,7 @@ def main(argv=None):
                 skipped.append(f"{model} on {dataset}: no real data at {base / SOURCE_FOLDERS[dataset]} (set ZOO_SHARED_DATA)")
                 print(f"skip {skipped[-1]}", flush=True)
                 continue
-            for seed in range(seeds[model]):
+            for seed in range(args.first_seed, args.first_seed + seeds[model]):
                 row = run_one(model, dataset, args, pathlib.Path(work_dir), extra_flags=[f"--params_override=train.seed={seed}"],
                               run_name=f"{model}_seed{seed}")
                 results.append(row)
