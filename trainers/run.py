@@ -41,7 +41,7 @@ from zoo.serving import model_card, predict_local  # noqa: E402
 
 FLAGS = flags.FLAGS
 MODES = ["train_and_eval", "train", "eval", "export", "predict"]
-flags.DEFINE_string("model", None, "Registered model name: bert (bert_tiny .. bert_base), cnn, gru, lstm, transformer.")
+flags.DEFINE_string("model", None, "Registered model name: bert (bert_tiny .. bert_base), bow, cnn, gru, lstm, transformer.")
 flags.DEFINE_enum("task", None, list(config_lib.TASKS), "Overrides train.task. pretrain: BERT's masked LM + "
                   "next sentence prediction on a text corpus (--dataset, or --train_files); distill: learn from "
                   "--teacher's softened probabilities and the labels; default classify.")

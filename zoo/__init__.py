@@ -1,7 +1,7 @@
 """zoo: readable Keras 3 reference models behind one registry.
 
     import zoo
-    zoo.list_models()                      # ['bert', 'cnn', 'gru', 'lstm', 'transformer']
+    zoo.list_models()                      # ['bert', 'bert_base', ..., 'bert_tiny', 'bow', 'cnn', 'gru', 'lstm', 'transformer']
     model = zoo.build("bert", num_layers=4, hidden_dim=256, num_heads=4, intermediate_dim=1024)
 """
 
