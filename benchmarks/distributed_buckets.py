@@ -157,8 +157,9 @@ def markdown(document) -> str:
     return "\n\n".join([
         common.environment_line(document),
         table,
-        "Epoch time = mean seconds per step (over the steps timed, alternating blocks of "
-        "`steps_per_loop` steps between the two paddings) x steps per epoch. Every replica pads its "
+        "Epoch time = mean seconds per step (over the steps timed in calls of `steps_per_loop` steps; "
+        "mirrored: blocks alternating between the two paddings in one process; multi_worker: whole jobs "
+        "alternating auto, none, none, auto) x steps per epoch. Every replica pads its "
         "slice of the global batch to the same bucket, so the saving carries over to several GPUs; "
         "here the replicas share 2 CPU cores, so only the ratio means something.",
     ])
