@@ -96,6 +96,15 @@ def test_rerun_resumes_and_eval_and_export_modes_reuse_the_run(data_dir, tmp_pat
     assert f"Exporting {run_dir / 'best' / 'ckpt-'}{best['global_step']}" in exported.stdout
     assert sorted(p.name for p in (export_dir / "cnn").iterdir()) == ["1", "2", "3"]
 
+    # --restore_best: the final metrics and the export are the best evaluation's weights.
+    restored = run_trainer(*flags, "--restore_best")
+    assert restored.returncode == 0, restored.stderr[-3000:]
+    assert f"Restoring the best evaluation's weights: {run_dir / 'best' / 'ckpt-'}{best['global_step']}" in restored.stdout
+    final = json.loads((run_dir / "metrics.json").read_text())
+    assert final["global_step"] == best["global_step"]
+    assert final["loss"] == pytest.approx(best["loss"], abs=1e-6)
+    assert sorted(p.name for p in (export_dir / "cnn").iterdir()) == ["1", "2", "3", "4"]
+
 
 @pytest.mark.parametrize(
     "flags, message",

@@ -66,6 +66,9 @@ class TrainConfig:
     checkpoint_every_steps: int | None = None  # Also checkpoint within epochs (None: at epoch ends).
     clipnorm: float | None = None  # Clip the global gradient norm to this value.
     jit_compile: bool = False  # Compile each replica's forward and backward pass with XLA.
+    # train_and_eval: after the last epoch, go back to the weights of the best evaluation
+    # (model_dir/best) for the final metrics and the export, as Keras' restore_best_weights.
+    restore_best: bool = False
     seed: int = 0
 
 

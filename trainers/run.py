@@ -79,6 +79,8 @@ flags.DEFINE_integer("sequence_length", None, "Overrides data.sequence_length (t
 flags.DEFINE_integer("checkpoint_every_steps", None, "Overrides train.checkpoint_every_steps.")
 flags.DEFINE_float("clipnorm", None, "Overrides train.clipnorm (global gradient norm clipping).")
 flags.DEFINE_bool("jit_compile", None, "Overrides train.jit_compile (XLA for each replica's step).")
+flags.DEFINE_bool("restore_best", None, "Overrides train.restore_best: after train_and_eval's last epoch, "
+                  "evaluate and export the weights of the best evaluation instead of the last.")
 flags.DEFINE_string("strategy", None, "Overrides runtime.strategy: default | one_device | mirrored | multi_worker | tpu.")
 flags.DEFINE_integer("cpu_devices", None, "Overrides runtime.cpu_devices: split a GPU-less host into N devices.")
 flags.DEFINE_string("tpu", None, "Overrides runtime.tpu: local, a TPU name, or grpc://host:port.")
@@ -116,6 +118,7 @@ _FLAG_OVERRIDES = {  # flag -> (config section, field)
     "checkpoint_every_steps": ("train", "checkpoint_every_steps"),
     "clipnorm": ("train", "clipnorm"),
     "jit_compile": ("train", "jit_compile"),
+    "restore_best": ("train", "restore_best"),
     "strategy": ("runtime", "strategy"),
     "cpu_devices": ("runtime", "cpu_devices"),
     "tpu": ("runtime", "tpu"),
@@ -237,6 +240,8 @@ def run(config, *, mode, model_dir, export_dir, quantize=None):
         print(f"Trained to step {first_step + steps} in {seconds:.1f} s; epoch time "
               f"{train_seconds * steps_per_epoch / max(steps, 1):.1f} s "
               f"({trainer.examples_trained / train_seconds:.1f} examples/s, evaluation excluded)")
+        if mode == "train_and_eval" and config.train.restore_best:
+            print(f"Restoring the best evaluation's weights: {trainer.restore(best=True)}")
     elif mode == "eval":
         print(f"Evaluating {trainer.restore()}")
     else:
