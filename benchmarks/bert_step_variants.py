@@ -33,7 +33,7 @@ import keras.src.backend.tensorflow.random as keras_tf_random  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402
-from benchmarks.train_throughput import make_batch, peer_step, setups, zoo_step, _run_config  # noqa: E402
+from benchmarks.train_throughput import make_batch, peer_step, run_config, setups, zoo_step  # noqa: E402
 from trainers import experiment  # noqa: E402
 
 NAME = "bert_step_variants"
@@ -66,7 +66,7 @@ def whole_step_in_xla(setup, batch, patch, **overrides):
     keras.utils.set_random_seed(0)
     model = zoo.build(setup.zoo_name, **{**setup.zoo_config, **overrides})
     model(inputs, training=False)
-    optimizer = experiment.create_optimizer(_run_config(setup, True), model, total_steps=10**6)
+    optimizer = experiment.create_optimizer(run_config(setup, True), model, total_steps=10**6)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     @tf.function(jit_compile=True)

@@ -250,7 +250,8 @@ def make_batch(setup, seed=0):
 
 
 # ---------------------------------------------------------------- the two train steps
-def _run_config(setup, jit_compile):
+def run_config(setup, jit_compile):
+    """The experiment config both sides' optimizer is made from: `setup`'s model, batch size and learning rate."""
     return config_lib.config_from_dict(
         {
             "model": {"name": setup.zoo_name},
@@ -266,7 +267,7 @@ def zoo_step(setup, batch, jit_compile, steps_per_loop, model_dir):
     with strategy.scope():
         model = zoo.build(setup.zoo_name, **setup.zoo_config)
         model(batch[0], training=False)
-        optimizer = experiment.create_optimizer(_run_config(setup, jit_compile), model, total_steps=10**6)
+        optimizer = experiment.create_optimizer(run_config(setup, jit_compile), model, total_steps=10**6)
     trainer = Trainer(
         strategy=strategy,
         model=model,
@@ -291,7 +292,7 @@ def peer_step(setup, batch, jit_compile):
     keras.utils.set_random_seed(0)
     model = setup.build_peer()
     model(batch[0], training=False)
-    optimizer = experiment.create_optimizer(_run_config(setup, jit_compile), model, total_steps=10**6)
+    optimizer = experiment.create_optimizer(run_config(setup, jit_compile), model, total_steps=10**6)
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -368,7 +369,7 @@ def breakdown(setup, args):
     keras.utils.set_random_seed(0)
     model = zoo.build(setup.zoo_name, **setup.zoo_config)
     model(x, training=False)
-    optimizer = experiment.create_optimizer(_run_config(setup, True), model, total_steps=10**6)
+    optimizer = experiment.create_optimizer(run_config(setup, True), model, total_steps=10**6)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     @tf.function(jit_compile=True)
@@ -386,7 +387,7 @@ def breakdown(setup, args):
         return tf.add_n([tf.reduce_sum(tf.convert_to_tensor(gradient)) for gradient in gradients(inputs, labels)])
 
     @tf.function
-    def full_step(inputs, labels):  # What Trainer._train_step does, without the metric sums.
+    def full_step(inputs, labels):  # What a Trainer step does, without the metric sums.
         optimizer.apply_gradients(zip(gradients(inputs, labels), model.trainable_variables))
         return optimizer.iterations
 

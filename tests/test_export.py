@@ -5,20 +5,13 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.data.images import ImagePreprocessor
-from zoo.export import export_saved_model, next_version, serving_input_spec
+from zoo.export import export_saved_model, serving_input_spec
 
 
 def _tiny_image_model():
     model = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(3)])
     model(np.zeros([1, 4, 4, 1], np.float32))
     return model
-
-
-def test_next_version_ignores_non_numeric_entries(tmp_path):
-    assert next_version(tmp_path / "absent") == 1
-    for name in ("1", "7", ".tmp-123", "notes"):
-        (tmp_path / name).mkdir()
-    assert next_version(tmp_path) == 8
 
 
 def test_each_export_adds_a_version_and_leaves_no_temporary(tmp_path):

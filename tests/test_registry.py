@@ -4,7 +4,7 @@ import keras
 import pytest
 
 import zoo
-from zoo.registry import ConfigError
+from zoo.errors import ConfigError
 
 
 def test_list_models_names_every_family_and_filters_by_pattern():

@@ -15,7 +15,7 @@ from trainers import config as config_lib
 from trainers import search_space
 from trainers import tune
 from trainers.trainer import TrainingDivergedError
-from zoo.registry import ConfigError
+from zoo.errors import ConfigError
 
 from cli_runs import run_trainer
 

@@ -12,7 +12,6 @@ key and type and turns a mistake into a one-line `ConfigError` that names the fi
 """
 
 import dataclasses
-import difflib
 import pathlib
 import re
 import types
@@ -21,7 +20,7 @@ import typing
 import yaml
 
 from zoo import registry
-from zoo.registry import ConfigError
+from zoo.errors import ConfigError, did_you_mean
 
 CONFIGS_DIR = pathlib.Path(__file__).resolve().parent.parent / "configs"
 
@@ -107,11 +106,6 @@ DECAYS = ("cosine", "linear")
 TASKS = ("classify", "distill", "pretrain")
 
 
-def _close_matches(word, candidates):
-    matches = difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.6)
-    return f" (did you mean {', '.join(matches)}?)" if matches else ""
-
-
 def _accepted_types(annotation):
     """The runtime types a field annotated `annotation` accepts (`int | None` -> (int, NoneType))."""
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
@@ -144,7 +138,7 @@ def _build_section(section, cls, values):
     for key, value in values.items():
         if key not in fields:
             raise ConfigError(
-                f"unknown config key {section}.{key}{_close_matches(key, fields)}; "
+                f"unknown config key {section}.{key}{did_you_mean(key, fields)}; "
                 f"{section} accepts: {', '.join(fields)}"
             )
         checked[key] = _check_value(section, fields[key], value)
@@ -157,7 +151,7 @@ def config_from_dict(values: dict) -> ExperimentConfig:
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(
-            f"unknown config section {key!r}{_close_matches(key, ['model', *_SECTIONS])}; "
+            f"unknown config section {key!r}{did_you_mean(key, ['model', *_SECTIONS])}; "
             f"sections: model, {', '.join(_SECTIONS)}"
         )
     model = values.get("model")
@@ -231,7 +225,7 @@ def apply_overrides(values: dict, overrides: str) -> dict:
         if section not in values:
             raise ConfigError(
                 f"--params_override: unknown section {section!r}"
-                f"{_close_matches(section, values)}; sections: {', '.join(values)}"
+                f"{did_you_mean(section, values)}; sections: {', '.join(values)}"
             )
         try:
             values[section][field] = yaml.safe_load(text)

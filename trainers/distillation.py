@@ -10,13 +10,13 @@ reads them back.
 """
 
 import hashlib
-import os
 import pathlib
 
 import numpy as np
 import tensorflow as tf
 
-from zoo.registry import ConfigError
+from zoo.atomic import write_atomically
+from zoo.errors import ConfigError
 from zoo.serving import ServingError, latest_version_dir
 
 TEACHER_BATCH_SIZE = 256
@@ -69,9 +69,12 @@ def teacher_targets(saved_model_dir, load_fn, num_classes, cache_path) -> np.nda
         raise ConfigError(f"--teacher={saved_model_dir} predicts {probabilities.shape[-1]} classes; "
                           f"the student's data has {num_classes}")
     cache_path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = cache_path.with_name(f".{cache_path.stem}.tmp-{os.getpid()}.npy")
-    np.save(temporary, probabilities)
-    os.replace(temporary, cache_path)
+
+    def write(temporary):
+        with temporary.open("wb") as file:  # A file object: np.save would add ".npy" to a name.
+            np.save(file, probabilities)
+
+    write_atomically(cache_path, write)
     return probabilities
 
 

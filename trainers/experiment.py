@@ -22,9 +22,9 @@ from zoo.data import buckets, files, pretraining
 from zoo.data.images import ImagePreprocessor
 from zoo.data.pipeline import make_input_fn
 from zoo.data.text import TextPreprocessor, compute_vocabulary, load_vocabulary, save_vocabulary
+from zoo.errors import ConfigError
 from zoo.export import serving_input_spec
 from zoo.models.bert import ENCODER_SIZE_FIELDS, BertPretrainer
-from zoo.registry import ConfigError
 
 # Which dataset modality each model input kind consumes.
 _MODALITY = {"image": "image", "token_ids": "text", "bert": "text"}

@@ -33,10 +33,11 @@ from trainers import distillation  # noqa: E402
 from trainers import experiment  # noqa: E402
 from trainers.objectives import create_objective  # noqa: E402
 from trainers.strategy import create_strategy, is_chief, split_cpu  # noqa: E402
-from trainers.trainer import Trainer, TrainingDivergedError, write_json_atomically  # noqa: E402
+from trainers.trainer import Trainer, TrainingDivergedError  # noqa: E402
+from zoo.atomic import write_json_atomically  # noqa: E402
+from zoo.errors import ConfigError  # noqa: E402
 from zoo.export import export_saved_model, saved_model_size_bytes  # noqa: E402
 from zoo.presets import load_bert_preset  # noqa: E402
-from zoo.registry import ConfigError  # noqa: E402
 from zoo.serving import model_card, predict_local  # noqa: E402
 
 FLAGS = flags.FLAGS

@@ -17,7 +17,6 @@ declares the fields as `keras_tuner.HyperParameters`.
 """
 
 import dataclasses
-import difflib
 import pathlib
 
 import keras_tuner as kt
@@ -26,7 +25,7 @@ import yaml
 import zoo
 from trainers import config as config_lib
 from trainers.objectives import Classification, Distillation, MaskedLMAndNextSentence
-from zoo.registry import ConfigError
+from zoo.errors import ConfigError, did_you_mean
 
 # The eval metrics that `trainers.run.run` reports for each train.task; the objective is one of
 # them, as `eval/<name>`.
@@ -123,11 +122,6 @@ def parse_search_space(document, base_config: config_lib.ExperimentConfig) -> Se
     return SearchSpace(metric, direction, parameters)
 
 
-def _close_matches(word, candidates):
-    matches = difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.6)
-    return f" (did you mean {', '.join(matches)}?)" if matches else ""
-
-
 def _objective(objective, task):
     if not isinstance(objective, dict) or set(objective) != {"metric", "direction"}:
         raise ConfigError(f"search space: objective must be {{metric: eval/<name>, direction: max or min}}, "
@@ -136,7 +130,7 @@ def _objective(objective, task):
     names = EVAL_METRICS[task]
     name = str(metric).removeprefix("eval/")
     if not str(metric).startswith("eval/") or name not in names:
-        raise ConfigError(f"search space: unknown objective metric {metric!r}{_close_matches(name, names)}; "
+        raise ConfigError(f"search space: unknown objective metric {metric!r}{did_you_mean(name, names)}; "
                           f"train.task={task} reports eval/<name> for: {', '.join(names)}")
     if direction not in DIRECTIONS:
         raise ConfigError(f"search space: objective direction must be max or min, got {direction!r}")
@@ -158,7 +152,7 @@ def _check_field(field, config):
     names = _field_names(section, config)
     if name not in names:
         owner = f"model {config.model_name}" if section == "model" else section
-        raise ConfigError(f"search space: unknown config field {field}{_close_matches(name, names)}; "
+        raise ConfigError(f"search space: unknown config field {field}{did_you_mean(name, names)}; "
                           f"{owner} accepts: {', '.join(names)}")
 
 

@@ -11,7 +11,7 @@ import urllib.error
 
 import tensorflow as tf
 
-from zoo.registry import ConfigError
+from zoo.errors import ConfigError
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 

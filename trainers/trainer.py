@@ -16,7 +16,6 @@ cannot be serialized at all.
 import functools
 import json
 import math
-import os
 import pathlib
 
 import keras
@@ -24,19 +23,12 @@ import numpy as np
 import tensorflow as tf
 
 from trainers.objectives import Classification
-from zoo.registry import ConfigError
+from zoo.atomic import write_json_atomically
+from zoo.errors import ConfigError
 
 
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def write_json_atomically(path, document):
-    """Writes `document` as JSON to a temporary file, then renames it: readers never see half a file."""
-    path = pathlib.Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, path)
 
 
 def checkpointable_weights(model) -> tf.train.Checkpoint:
@@ -88,7 +80,7 @@ class Trainer:
         self.objective = objective or Classification()
         self.examples_trained = 0
         self._compute_gradients = (
-            tf.function(self._gradients, jit_compile=True) if jit_compile else self._gradients
+            tf.function(self.gradients, jit_compile=True) if jit_compile else self.gradients
         )
         with strategy.scope():
             self.global_step = tf.Variable(
@@ -116,8 +108,20 @@ class Trainer:
         self._eval_writer = tf.summary.create_file_writer(str(self.model_dir / "eval"))
 
     # ---------------------------------------------------------------- one replica's step
-    def _gradients(self, inputs, labels):
-        """Forward and backward pass: the outputs, the per-example loss [batch], the gradients."""
+    def gradients(self, inputs, labels):
+        """One replica's forward and backward pass, without the update: the part of a train step
+        that `jit_compile` compiles with XLA, callable alone (the padding test runs it eagerly).
+
+        Args:
+            inputs: a batch of model inputs (a tensor or dict of tensors, [batch, ...]).
+            labels: what the objective's `per_example_loss` reads (class ids [batch]; -1 marks a
+                padding row, which weighs nothing).
+
+        Returns:
+            `(outputs, per_example_loss, gradients)`: the model's outputs, the loss [batch], and one
+            gradient per `model.trainable_variables` (an embedding's as sparse `tf.IndexedSlices`),
+            of the loss averaged over the global batch and multiplied by the optimizer's loss scale.
+        """
         with tf.GradientTape() as tape:
             outputs = self.model(inputs, training=True)
             per_example_loss = self.objective.per_example_loss(labels, outputs)

@@ -38,8 +38,9 @@ from absl import app, flags  # noqa: E402
 from trainers import config as config_lib  # noqa: E402
 from trainers import run  # noqa: E402  (defines the flags of a run, which a search shares)
 from trainers import search_space as search_space_lib  # noqa: E402
-from trainers.trainer import TrainingDivergedError, write_json_atomically  # noqa: E402
-from zoo.registry import ConfigError  # noqa: E402
+from trainers.trainer import TrainingDivergedError  # noqa: E402
+from zoo.atomic import write_atomically, write_json_atomically, write_text_atomically  # noqa: E402
+from zoo.errors import ConfigError  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("search_space", None, "YAML of the objective and the config fields to search, "
@@ -223,13 +224,6 @@ def format_table(columns, rows) -> str:
     return "\n".join("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip() for line in cells)
 
 
-def write_atomically(path, write):
-    """Calls `write(temporary_path)`, then renames the file to `path`: readers never see half a file."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(temporary)
-    os.replace(temporary, path)
-
-
 def best_record(records, space):
     """The completed trial with the best objective metric, or None."""
     completed = [record for record in records if record["status"] == kt.engine.trial.TrialStatus.COMPLETED]
@@ -244,7 +238,7 @@ def write_results(model_dir, records, space, base_config, best):
     columns, rows = table(records, space)
     csv_text = io.StringIO()
     csv.writer(csv_text).writerows([columns, *([("" if value is None else value) for value in row] for row in rows)])
-    write_atomically(model_dir / "trials.csv", lambda path: path.write_text(csv_text.getvalue()))
+    write_text_atomically(model_dir / "trials.csv", csv_text.getvalue())
     write_json_atomically(model_dir / "trials.json", records)
     if best is not None:
         config = search_space_lib.with_values(base_config, best["values"])

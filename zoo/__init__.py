@@ -5,7 +5,8 @@
     model = zoo.build("bert", num_layers=4, hidden_dim=256, num_heads=4, intermediate_dim=1024)
 """
 
-from zoo.registry import ConfigError, build, default_config, get_spec, list_models, register
+from zoo.errors import ConfigError
+from zoo.registry import build, default_config, get_spec, list_models, register
 
 # Importing the model modules registers their families.
 from zoo import models  # noqa: E402,F401  (import for its side effect)

@@ -24,6 +24,7 @@ import keras
 import tensorflow as tf
 
 from zoo.serving import bundle, compatibility, model_card, warmup
+from zoo.versions import next_version
 
 
 def serving_input_spec(input_kind, image_shape=None, text_pair=False):
@@ -50,12 +51,6 @@ def _checked(raw_inputs, input_spec):
     enforces its shape: a rank-2 batch of strings would otherwise be tokenized into nonsense.
     """
     return tf.ensure_shape(raw_inputs, input_spec.shape, name=f"check_{input_spec.name}_shape")
-
-
-def next_version(model_base) -> int:
-    """One more than the highest integer version under `model_base` (1 for a new model)."""
-    versions = [int(path.name) for path in pathlib.Path(model_base).glob("*") if path.name.isdigit()]
-    return max(versions, default=0) + 1
 
 
 def export_saved_model(

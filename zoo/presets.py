@@ -14,8 +14,8 @@ import dataclasses
 
 import keras_hub
 
+from zoo.errors import ConfigError
 from zoo.models.bert import ENCODER_SIZE_FIELDS, BertEncoder
-from zoo.registry import ConfigError
 
 
 @dataclasses.dataclass

@@ -6,20 +6,17 @@ file plus its test.
 """
 
 import dataclasses
-import difflib
 import fnmatch
 
 import keras
+
+from zoo.errors import ConfigError, did_you_mean
 
 # What a model consumes; the data pipeline and the SavedModel signature are chosen from it.
 #   "image":     float32 [batch, height, width, channels], raw pixel values 0..255.
 #   "token_ids": int32 [batch, sequence_length], 0 is padding.
 #   "bert":      {"token_ids", "segment_ids", "padding_mask"}, each int32 [batch, sequence_length].
 INPUT_KINDS = ("image", "token_ids", "bert")
-
-
-class ConfigError(ValueError):
-    """A user's mistake in a model name or config field; its message is one line that says the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,16 +51,11 @@ def register(name, *, input_kind, **default_config):
     return decorator
 
 
-def _close_matches(word, candidates):
-    matches = difflib.get_close_matches(word, candidates, n=3, cutoff=0.6)
-    return f" (did you mean {', '.join(matches)}?)" if matches else ""
-
-
 def get_spec(name) -> ModelSpec:
     """The registered entry for `name`; an unknown name is a ConfigError listing the known ones."""
     if name not in _MODELS:
         raise ConfigError(
-            f"unknown model {name!r}{_close_matches(name, list(_MODELS))}; "
+            f"unknown model {name!r}{did_you_mean(name, list(_MODELS))}; "
             f"known models: {', '.join(list_models())}"
         )
     return _MODELS[name]
@@ -109,7 +101,7 @@ def check_overrides(name, overrides):
         if field not in spec.default_config:
             raise ConfigError(
                 f"model {name!r} has no config field {field!r}"
-                f"{_close_matches(field, list(spec.default_config))}; "
+                f"{did_you_mean(field, list(spec.default_config))}; "
                 f"fields: {', '.join(sorted(spec.default_config))}"
             )
         default = spec.default_config[field]

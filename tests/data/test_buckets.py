@@ -8,7 +8,7 @@ import zoo
 from zoo.data import buckets
 from zoo.data.pipeline import PADDING_LABEL
 from zoo.data.text import RESERVED_TOKENS, TextPreprocessor
-from zoo.registry import ConfigError
+from zoo.errors import ConfigError
 
 WORDS = ["good", "bad", "film", "plot", "dull", "great", "not", "very"]
 VOCABULARY = RESERVED_TOKENS + WORDS

@@ -11,7 +11,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from zoo import data
-from zoo.registry import ConfigError
+from zoo.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import tensorflow_datasets as tfds
 
 from zoo import data
 from zoo.data import local
-from zoo.registry import ConfigError
+from zoo.errors import ConfigError
 
 
 def _shared(folder, *filenames):

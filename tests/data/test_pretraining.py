@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from zoo.data import pretraining
 from zoo.data.text import RESERVED_TOKENS, TextPreprocessor
-from zoo.registry import ConfigError
+from zoo.errors import ConfigError
 
 WORDS = [f"w{index}" for index in range(60)]
 VOCABULARY = RESERVED_TOKENS + WORDS + ["."]

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import zoo
+from zoo.errors import ConfigError
 from zoo.models.bert import BERT_SIZES, BertPretrainer
 from zoo.presets import load_bert_preset
-from zoo.registry import ConfigError
 
 SIZES = dict(vocabulary_size=120, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64, max_sequence_length=24)
 VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"word{index}" for index in range(115)]

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import zoo
+from zoo.errors import ConfigError
 from zoo.models.bow import bigram_buckets
-from zoo.registry import ConfigError
 
 TEXT_MODELS = ["bert", "bow", "gru", "lstm", "transformer"]
 TINY = {

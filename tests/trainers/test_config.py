@@ -4,7 +4,7 @@ import pytest
 
 import zoo
 from trainers import config as config_lib
-from zoo.registry import ConfigError
+from zoo.errors import ConfigError
 
 # configs/search/ holds the search spaces of trainers.tune (tests/trainers/test_search_space.py).
 SHIPPED_CONFIGS = sorted(path for path in config_lib.CONFIGS_DIR.glob("*/*.yaml") if path.parent.name != "search")

@@ -5,7 +5,7 @@ import pytest
 
 from trainers import config as config_lib
 from trainers import search_space
-from zoo.registry import ConfigError
+from zoo.errors import ConfigError
 
 SHIPPED_SPACES = sorted((config_lib.CONFIGS_DIR / "search").glob("*.yaml"))
 OBJECTIVE = {"metric": "eval/accuracy", "direction": "max"}

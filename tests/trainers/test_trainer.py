@@ -73,9 +73,9 @@ def test_rows_labelled_padding_weigh_nothing_in_training(tmp_path):
     inputs, labels = _bert_batch(8)
     trainer.model(inputs)
     padded_labels = np.where(np.arange(8) < 5, labels, PADDING_LABEL).astype(np.int32)
-    _, padded_loss, padded_gradients = trainer._gradients(inputs, padded_labels)
+    _, padded_loss, padded_gradients = trainer.gradients(inputs, padded_labels)
     real_inputs = {key: value[:5] for key, value in inputs.items()}
-    _, real_loss, real_gradients = trainer._gradients(real_inputs, labels[:5])
+    _, real_loss, real_gradients = trainer.gradients(real_inputs, labels[:5])
     np.testing.assert_allclose(padded_loss.numpy()[:5], real_loss.numpy(), atol=1e-6)
     np.testing.assert_array_equal(padded_loss.numpy()[5:], 0.0)
     for padded, real in zip(padded_gradients, real_gradients):  # The mean is over all 8 rows.

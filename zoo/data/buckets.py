@@ -30,8 +30,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo.atomic import write_atomically
 from zoo.data.pipeline import PADDING_LABEL, as_int32_labels
-from zoo.registry import ConfigError
+from zoo.errors import ConfigError
 
 MAX_AUTO_BUCKETS = 5
 # Automatic boundaries are multiples of this (vector-friendly shapes), or the maximum length.
@@ -194,11 +195,12 @@ def tokenize_once(load_fn, preprocessor, cache_dir, key):
             raw_input = raw_input if isinstance(raw_input, tuple) else (raw_input,)
             return preprocessor(*raw_input), as_int32_labels(label)
 
-        temporary = f"{path}.tmp-{os.getpid()}"
-        tokens = load_fn().map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
-        # One shard keeps the file order, so evaluation reads the examples as written.
-        tokens.save(temporary, shard_func=lambda *example: tf.constant(0, tf.int64))
-        tf.io.gfile.rename(temporary, path, overwrite=True)
+        def save(temporary):
+            tokens = load_fn().map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
+            # One shard keeps the file order, so evaluation reads the examples as written.
+            tokens.save(str(temporary), shard_func=lambda *example: tf.constant(0, tf.int64))
+
+        write_atomically(path, save)
 
     def load_tokens():
         return tf.data.Dataset.load(path)

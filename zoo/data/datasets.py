@@ -20,7 +20,7 @@ import urllib.parse
 import tensorflow_datasets as tfds
 
 from zoo.data import local, offline
-from zoo.registry import ConfigError
+from zoo.errors import ConfigError
 
 
 class DatasetUnavailableError(ConfigError):

@@ -28,7 +28,7 @@ import os
 import tensorflow as tf
 
 from zoo.data.datasets import DatasetInfo
-from zoo.registry import ConfigError
+from zoo.errors import ConfigError
 
 TEXT_COLUMNS = ("sentence", "text", "sentence1")
 PAIR_COLUMNS = ("sentence2", "text_pair")

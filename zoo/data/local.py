@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from zoo.data import offline  # noqa: F401  (stands in for importlib_resources, which tfds builds need)
-from zoo.registry import ConfigError
+from zoo.errors import ConfigError
 
 SHARED_DATA_VARIABLE = "ZOO_SHARED_DATA"
 _REPOSITORY = pathlib.Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ import re
 import keras_hub
 import tensorflow as tf
 
-from zoo.registry import ConfigError
+from zoo.errors import ConfigError
 
 # A sentence ends at . ! or ? followed by white space (paragraph lines hold several).
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")

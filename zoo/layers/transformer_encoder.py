@@ -2,7 +2,7 @@
 
 import keras
 
-from zoo.registry import ConfigError
+from zoo.errors import ConfigError
 
 
 def check_divisible(hidden_dim, num_heads):

@@ -10,13 +10,14 @@ The compose file mounts `<export_dir>` (its own directory) read-only at /models;
 models.config, so a new export is served without a restart. Every file is written atomically.
 """
 
-import os
 import pathlib
 
 import yaml
 from google.protobuf import text_format
 
+from zoo.atomic import write_text_atomically
 from zoo.serving import compatibility, config_protos, latest_version_dir, warmup
+from zoo.versions import version_dirs
 
 CONTAINER_DIR = "/models"
 GRPC_PORT, REST_PORT = 8500, 8501
@@ -31,7 +32,7 @@ def exported_models(export_dir) -> list:
     """The model base directories under `export_dir` that hold a SavedModel version, by name."""
     return sorted(
         path for path in pathlib.Path(export_dir).iterdir()
-        if path.is_dir() and any((child / "saved_model.pb").is_file() for child in path.iterdir() if child.name.isdigit())
+        if path.is_dir() and any((version_dir / "saved_model.pb").is_file() for version_dir in version_dirs(path))
     )
 
 
@@ -110,14 +111,6 @@ def compose_text(release) -> str:
     return header + yaml.safe_dump(compose, sort_keys=False)
 
 
-def write_atomically(path, text):
-    """Writes `text` to a temporary file beside `path` and renames it over `path`."""
-    path = pathlib.Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
 def write_bundle(export_dir, *, tf_serving=None, local_config=False) -> dict:
     """Writes the bundle's files into `export_dir` (see the module docstring).
 
@@ -146,6 +139,6 @@ def write_bundle(export_dir, *, tf_serving=None, local_config=False) -> dict:
         texts[LOCAL_MODELS_CONFIG] = models_config_text(models, export_dir.resolve())
     written = {"release": release}
     for name, text in texts.items():
-        write_atomically(export_dir / name, text)
+        write_text_atomically(export_dir / name, text)
         written[name] = export_dir / name
     return written

@@ -6,9 +6,11 @@ instance, and fail with a one-line `ServingError` (refused, unknown model, bad i
 
 import json
 import pathlib
-import sys
 import urllib.error
 import urllib.request
+
+from zoo.versions import version_dirs
+
 
 class ServingError(RuntimeError):
     """The server could not be reached or refused the request; the message is one line."""
@@ -89,7 +91,7 @@ def latest_version_dir(path) -> pathlib.Path:
     path = pathlib.Path(path)
     if (path / "saved_model.pb").is_file():
         return path
-    versions = sorted((child for child in path.glob("*") if child.name.isdigit()), key=lambda child: int(child.name))
+    versions = version_dirs(path)
     if not versions:
         raise ServingError(f"{path} is neither a SavedModel nor a directory of numbered versions")
     return versions[-1]

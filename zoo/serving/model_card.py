@@ -23,6 +23,7 @@ import platform
 
 import yaml
 
+from zoo.atomic import write_text_atomically
 from zoo.serving import compatibility
 
 MANIFEST = "manifest.json"
@@ -211,12 +212,10 @@ def _tensors(tensors) -> str:
 
 def write_model_card(version_dir, manifest):
     """Writes `assets.extra/manifest.json` and `assets.extra/model_card.md` (each atomically)."""
-    from zoo.serving.bundle import write_atomically
-
     extra = pathlib.Path(version_dir) / "assets.extra"
     extra.mkdir(parents=True, exist_ok=True)
-    write_atomically(extra / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-    write_atomically(extra / MODEL_CARD, render_card(manifest))
+    write_text_atomically(extra / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    write_text_atomically(extra / MODEL_CARD, render_card(manifest))
 
 
 def read_manifest(version_dir) -> dict:

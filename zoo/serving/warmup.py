@@ -8,10 +8,11 @@ each with the shortest and with the longest inputs (a text request is padded to 
 text, so these are the extreme shapes a request takes).
 """
 
-import os
 import pathlib
 
 import numpy as np
+
+from zoo.atomic import write_atomically
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 MAX_RECORDS = 1000  # More fails the load (TF Serving's saved_model_warmup_util.h, kMaxNumRecords).
@@ -72,11 +73,13 @@ def write_warmup_requests(version_dir, raw_inputs, *, model_name) -> pathlib.Pat
 
     path = pathlib.Path(version_dir) / "assets.extra" / WARMUP_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{WARMUP_FILE}.tmp-{os.getpid()}")
-    with tf.io.TFRecordWriter(str(temporary)) as writer:
-        for log in prediction_logs(raw_inputs, model_name=model_name):
-            writer.write(log.SerializeToString())
-    os.replace(temporary, path)
+
+    def write(temporary):
+        with tf.io.TFRecordWriter(str(temporary)) as writer:
+            for log in prediction_logs(raw_inputs, model_name=model_name):
+                writer.write(log.SerializeToString())
+
+    write_atomically(path, write)
     return path
 
 
