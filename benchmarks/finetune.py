@@ -1,6 +1,7 @@
 """Fine-tuning on SST-2 from scratch: zoo (tokenize once, length buckets, K steps a call) vs keras-hub.
 
     python -m benchmarks.finetune            # about 30 min; skips when ../shared/data/sst2 is absent
+    python -m benchmarks.finetune --sizes=bert_mini --no_markdown   # one size; BENCHMARKS.md untouched
 
 For each model size, on GLUE SST-2 train (67,349 sentences) and dev (872), one epoch, with the same
 model size, WordPiece vocabulary (learned once from the train split, shared by both sides), batch
@@ -9,7 +10,8 @@ size, optimizer (AdamW, weight decay 0.01) and peak learning rate:
 - zoo: `python -m trainers.run --model=... --train_files=train.tsv --eval_files=dev.tsv --epochs=1`
   in a subprocess: a whole real epoch. Its own printout gives the epoch time (evaluation excluded)
   and metrics.json the dev accuracy; the process's wall time (vocabulary, tokenization, tracing,
-  evaluation and export included) is reported beside it.
+  evaluation and export included) is reported beside it, split into the run's phases (its
+  "Phases: ..." line, `trainers.phases`).
 - keras-hub: its recipe, raw strings -> `BertTextClassifierPreprocessor(sequence_length=128)` ->
   `BertClassifier.fit` (for the transformer: keras-hub `WordPieceTokenizer(sequence_length=128)`
   mapped over the data, then `TokenAndPositionEmbedding` + `TransformerEncoder` blocks + masked mean
@@ -35,12 +37,14 @@ import time
 from absl import app, flags
 
 from benchmarks import common
+from trainers.phases import parse_summary
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["bert_tiny", "bert_mini", "transformer"], "Model sizes to compare.")
 flags.DEFINE_integer("peer_steps", 10, "keras-hub steps timed per block (two blocks, around zoo's epoch).")
 flags.DEFINE_integer("peer_accuracy_seconds", 150, "keras-hub trains this long before its dev accuracy is measured.")
 flags.DEFINE_string("data", str(common.REPOSITORY.parent / "shared" / "data" / "sst2"), "GLUE SST-2 folder.")
+flags.DEFINE_bool("no_markdown", False, "Only write the result JSON; leave BENCHMARKS.md alone (benchmarks/gpu_check.sh).")
 
 SEQUENCE_LENGTH = 128
 VOCABULARY_SIZE = 8000
@@ -84,6 +88,7 @@ def run_zoo(size, model_dir, data_dir):
         "dev_accuracy": metrics["accuracy"],
         "buckets": buckets.group(1) if buckets else None,
         "steps": metrics["global_step"],
+        "phases_seconds": parse_summary(finished.stdout),
     }
 
 
@@ -280,7 +285,7 @@ def main(argv):
             result = compare(size, vocabulary, vocabulary_path, train, dev, data_dir, work_dir)
             print(json.dumps(result), flush=True)
             document["results"].append(result)
-    common.publish(document, markdown)
+    common.publish(document, markdown, write_markdown=not FLAGS.no_markdown)
 
 
 if __name__ == "__main__":

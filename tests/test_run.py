@@ -13,6 +13,7 @@ import pytest
 
 import zoo
 from cli_runs import keras_probabilities, run_trainer, serve_in_fresh_process
+from trainers.phases import parse_summary
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SAMPLE_TEXTS = ["I love this movie!", "a dull , boring and painfully slow film .", "", "not bad at all " * 40]
@@ -37,6 +38,12 @@ def test_trainer_trains_evaluates_exports_and_the_export_serves_alone(model_name
     assert "Eval metrics: accuracy=" in result.stdout
     assert f"SavedModel: {export_dir / model_name / '1'}" in result.stdout
     assert "Exported model's answer for" in result.stdout
+    # The run times its phases (trainers.phases): each one named, none overlapping another.
+    phases = parse_summary(result.stdout)
+    assert list(phases) == ["startup", "data", "vocabulary", "model", "training", "evaluation", "export", "total"]
+    phase_seconds = [seconds for name, seconds in phases.items() if name != "total"]
+    assert sum(phase_seconds) <= phases["total"] + 0.05 * len(phase_seconds)  # Each rounded to 0.1 s.
+    assert "Vocabulary: learning 1000 WordPiece tokens from 4,000 texts ..." in result.stdout
 
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["global_step"] == STEPS

@@ -17,6 +17,7 @@ import yaml
 import zoo
 from zoo import data
 from trainers import distillation
+from trainers.phases import Phases
 from trainers.trainer import checkpointable_weights
 from zoo.data import buckets, files, pretraining
 from zoo.data.images import ImagePreprocessor
@@ -80,12 +81,13 @@ def check_same_experiment(config, model_dir: pathlib.Path):
             )
 
 
-def _vocabulary(config, model_dir, texts_fn, preset):
+def _vocabulary(config, model_dir, texts_fn, num_texts, preset, phases):
     """The run's WordPiece vocabulary, saved as `model_dir/vocabulary.txt` on first use.
 
     From, in order: the file already there (a resumed run); the preset's tokenizer; the
     `--init_checkpoint` run's (its encoder's embeddings are indexed by it); else learned from
-    `texts_fn()` (a dataset of tf.string scalars).
+    `texts_fn()` (a dataset of `num_texts` tf.string scalars), timed as the phase "vocabulary" of
+    `phases`: on SST-2 it takes longer than TensorFlow's startup, so a user is told what it does.
     """
     path = model_dir / "vocabulary.txt"
     init_checkpoint = config.train.init_checkpoint
@@ -99,7 +101,9 @@ def _vocabulary(config, model_dir, texts_fn, preset):
                                   "--model_dir of a --task=pretrain run")
             vocabulary = load_vocabulary(init_path)
         else:
-            vocabulary = compute_vocabulary(texts_fn(), config.data.vocabulary_size)
+            learning = f"learning {config.data.vocabulary_size} WordPiece tokens from {num_texts:,} texts"
+            with phases.phase("vocabulary", learning):
+                vocabulary = compute_vocabulary(texts_fn(), config.data.vocabulary_size)
         save_vocabulary(vocabulary, path)
     vocabulary = load_vocabulary(path)
     if init_checkpoint and (pathlib.Path(init_checkpoint) / "vocabulary.txt").is_file():
@@ -109,26 +113,29 @@ def _vocabulary(config, model_dir, texts_fn, preset):
     return vocabulary
 
 
-def _text_preprocessor(config, model_dir, texts_fn, output_format, preset):
+def _text_preprocessor(config, model_dir, texts_fn, num_texts, output_format, preset, phases):
     return TextPreprocessor(
-        _vocabulary(config, model_dir, texts_fn, preset),
+        _vocabulary(config, model_dir, texts_fn, num_texts, preset, phases),
         sequence_length=config.data.sequence_length,
         output_format=output_format,
         lowercase=preset.lowercase if preset is not None else config.data.lowercase,
     )
 
 
-def prepare_task(config, model_dir: pathlib.Path, preset=None, teacher=None) -> Task:
+def prepare_task(config, model_dir: pathlib.Path, preset=None, teacher=None, phases=None) -> Task:
     """Reads the dataset's metadata and builds the preprocessor and the input functions.
 
     Args:
         preset: a `zoo.presets.BertPreset` whose vocabulary the run uses, or None.
         teacher: --task=distill: the teacher's SavedModel directory; its probabilities join the
             labels (`trainers.distillation`). None otherwise.
+        phases: the run's `trainers.phases.Phases`, where learning the vocabulary is timed
+            (default: a new one; the vocabulary's lines are printed all the same).
     """
+    phases = phases or Phases()
     model_spec = zoo.get_spec(config.model_name)
     if config.train.task == "pretrain":
-        return _prepare_pretraining(config, model_dir, model_spec, preset)
+        return _prepare_pretraining(config, model_dir, model_spec, preset, phases)
     modality = _MODALITY[model_spec.input_kind]
     text_pair = False
     if config.data.train_files:  # The user's own labeled text (zoo.data.files).
@@ -173,7 +180,10 @@ def prepare_task(config, model_dir: pathlib.Path, preset=None, teacher=None) -> 
                 lambda raw_input, label: tf.data.Dataset.from_tensor_slices(tf.stack(tf.nest.flatten(raw_input)))
             )
 
-        text_preprocessor = _text_preprocessor(config, model_dir, texts, output_format, preset)
+        text_preprocessor = _text_preprocessor(
+            config, model_dir, texts, info.num_examples[train_split] * (2 if text_pair else 1), output_format, preset,
+            phases,
+        )
         # Tokenized once into model_dir, batched by length buckets (zoo.data.buckets).
         preprocessor = buckets.PadToLongest(text_preprocessor)
         splits = buckets.bucketed_input_fns(
@@ -242,7 +252,7 @@ def _pretraining_documents(config):
     return documents(spec.train_split), documents(spec.eval_split)
 
 
-def _prepare_pretraining(config, model_dir, model_spec, preset) -> Task:
+def _prepare_pretraining(config, model_dir, model_spec, preset, phases) -> Task:
     """BERT's masked-LM + next-sentence task over a corpus of documents (zoo.data.pretraining)."""
     if model_spec.input_kind != "bert":
         raise ConfigError(f"--task=pretrain trains BERT's masked LM and next sentence prediction; "
@@ -252,7 +262,8 @@ def _prepare_pretraining(config, model_dir, model_spec, preset) -> Task:
     def sentences():
         return tf.data.Dataset.from_tensor_slices([sentence for document in train_documents for sentence in document])
 
-    preprocessor = _text_preprocessor(config, model_dir, sentences, "bert", preset)
+    num_sentences = sum(len(document) for document in train_documents)
+    preprocessor = _text_preprocessor(config, model_dir, sentences, num_sentences, "bert", preset, phases)
     example_preprocessor = pretraining.PretrainingPreprocessor(
         preprocessor, mask_rate=config.data.mask_rate, max_predictions=config.data.max_predictions
     )

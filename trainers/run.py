@@ -6,9 +6,18 @@ A run, in order: flags -> config -> strategy -> data + preprocessor -> model and
 
 With no flags but `--model`, it trains the model's offline default (`configs/<model>/offline.yaml`),
 which needs no network.
+
+Each phase (startup, vocabulary, data, model, training, evaluation, export) is timed by
+`trainers.phases`; a long one prints a line when it starts and when it ends, and the run ends with
+a "Phases: ..." line of their seconds.
 """
 
 import os
+import time
+
+STARTED = time.perf_counter()  # Startup's clock: importing TensorFlow is most of the startup.
+if __name__ == "__main__":
+    print("Startup: importing TensorFlow, Keras and the zoo ...", flush=True)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads: hide its C++ info logs.
 
@@ -20,7 +29,6 @@ import platform  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -32,6 +40,7 @@ from trainers import config as config_lib  # noqa: E402
 from trainers import distillation  # noqa: E402
 from trainers import experiment  # noqa: E402
 from trainers.objectives import create_objective  # noqa: E402
+from trainers.phases import Phases  # noqa: E402
 from trainers.strategy import create_strategy, is_chief, split_cpu  # noqa: E402
 from trainers.trainer import Trainer, TrainingDivergedError  # noqa: E402
 from zoo.atomic import write_json_atomically  # noqa: E402
@@ -161,7 +170,7 @@ def package_versions() -> str:
     return "Resolved by trainers.run with " + ", ".join(versions)
 
 
-def run(config, *, mode, model_dir, export_dir, quantize=None):
+def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
     """One run of `config` in `model_dir` (see the module docstring), as `python -m trainers.run` does.
 
     Args:
@@ -169,18 +178,22 @@ def run(config, *, mode, model_dir, export_dir, quantize=None):
         model_dir: pathlib.Path.
         export_dir: pathlib.Path, or None to skip the export (a hyper-parameter search's trials).
         quantize: None, or "int8" to also export an int8 copy.
+        phases: a `trainers.phases.Phases` whose clock started with the process (default: one
+            starting now); the run times its phases into it and prints its summary last.
 
     Returns:
         The final eval metrics (also in `model_dir/metrics.json`), or None where mode does not evaluate.
     """
+    phases = phases or Phases()
     runtime = config.runtime
-    # Paths first: a run must not train for an hour and then find it cannot write its outputs.
-    prepare_directory(model_dir, "model_dir")
-    if export_dir is not None and mode != "eval":
-        prepare_directory(export_dir, "export_dir", create=False)  # Created by the export, if any.
-    if runtime.cpu_devices:
-        split_cpu(runtime.cpu_devices)
-    strategy = create_strategy(runtime.strategy, cpu_devices=runtime.cpu_devices, tpu=runtime.tpu)
+    with phases.phase("startup", since=phases.started, report_end=True):
+        # Paths first: a run must not train for an hour and then find it cannot write its outputs.
+        prepare_directory(model_dir, "model_dir")
+        if export_dir is not None and mode != "eval":
+            prepare_directory(export_dir, "export_dir", create=False)  # Created by the export, if any.
+        if runtime.cpu_devices:
+            split_cpu(runtime.cpu_devices)
+        strategy = create_strategy(runtime.strategy, cpu_devices=runtime.cpu_devices, tpu=runtime.tpu)
     print(f"Strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
     chief = is_chief(strategy)
     if not chief:
@@ -194,7 +207,8 @@ def run(config, *, mode, model_dir, export_dir, quantize=None):
     preset = load_bert_preset(config.train.preset) if config.train.preset else None
     teacher = teacher_saved_model(config.train.teacher, model_dir) if config.train.task == "distill" else None
     keras.mixed_precision.set_global_policy(runtime.mixed_precision)  # After the teacher's export, if any.
-    task = experiment.prepare_task(config, model_dir, preset, teacher)
+    with phases.phase("data", "reading and preparing the train and eval splits"):
+        task = experiment.prepare_task(config, model_dir, preset, teacher, phases=phases)
     # After the data is prepared (building a dataset draws random numbers): the same initial
     # weights and dropout masks on every run of this config.
     keras.utils.set_random_seed(config.train.seed)
@@ -203,7 +217,7 @@ def run(config, *, mode, model_dir, export_dir, quantize=None):
         or task.steps_per_epoch
         or max(1, task.num_train_examples // config.train.batch_size)
     )
-    with strategy.scope():
+    with phases.phase("model"), strategy.scope():
         model = experiment.build_model(config, task, preset)
         optimizer = experiment.create_optimizer(config, model, total_steps=config.train.epochs * steps_per_epoch)
     print(f"Model: {type(model).__name__}, {experiment.parameter_counts(model)}"
@@ -220,25 +234,24 @@ def run(config, *, mode, model_dir, export_dir, quantize=None):
     )
 
     if mode in ("train", "train_and_eval"):
-        eval_seconds = []
 
         def evaluate_and_keep_best(epoch):
-            eval_started = time.perf_counter()
-            metrics = trainer.evaluate(task.eval_input_fn)
-            print(f"Eval after epoch {epoch + 1}: " + format_metrics(metrics))
-            trainer.save_if_best(metrics)
-            eval_seconds.append(time.perf_counter() - eval_started)
+            with phases.phase("evaluation", f"scoring the eval split after epoch {epoch + 1}",
+                              report_end=False) as evaluation:
+                metrics = trainer.evaluate(task.eval_input_fn)
+                trainer.save_if_best(metrics)
+            print(f"Eval after epoch {epoch + 1}: {format_metrics(metrics)} in {evaluation.seconds:.1f} s")
 
-        started, first_step = time.perf_counter(), int(trainer.global_step.numpy())
-        trainer.train(
-            task.train_input_fn,
-            epochs=config.train.epochs,
-            steps_per_epoch=steps_per_epoch,
-            after_epoch=evaluate_and_keep_best if mode == "train_and_eval" else None,
-        )
-        seconds, steps = time.perf_counter() - started, int(trainer.global_step.numpy()) - first_step
-        train_seconds = max(seconds - sum(eval_seconds), 1e-9)
-        print(f"Trained to step {first_step + steps} in {seconds:.1f} s; epoch time "
+        first_step = int(trainer.global_step.numpy())
+        with phases.phase("training") as training:  # Its end line: "Trained to step ...".
+            trainer.train(
+                task.train_input_fn,
+                epochs=config.train.epochs,
+                steps_per_epoch=steps_per_epoch,
+                after_epoch=evaluate_and_keep_best if mode == "train_and_eval" else None,
+            )
+        steps, train_seconds = int(trainer.global_step.numpy()) - first_step, max(training.seconds, 1e-9)
+        print(f"Trained to step {first_step + steps} in {training.wall_seconds:.1f} s; epoch time "
               f"{train_seconds * steps_per_epoch / max(steps, 1):.1f} s "
               f"({trainer.examples_trained / train_seconds:.1f} examples/s, evaluation excluded)")
         if mode == "train_and_eval" and config.train.restore_best:
@@ -250,25 +263,27 @@ def run(config, *, mode, model_dir, export_dir, quantize=None):
 
     metrics = None
     if mode in ("eval", "train_and_eval"):
-        metrics = trainer.evaluate(task.eval_input_fn)
+        with phases.phase("evaluation", "scoring the eval split", report_end=False) as evaluation:
+            metrics = trainer.evaluate(task.eval_input_fn)
         metrics["global_step"] = int(trainer.global_step.numpy())
         write_json_atomically(model_dir / "metrics.json", metrics)
         print(f"Eval metrics: {format_metrics(metrics)} on {metrics['num_examples']} examples "
-              f"({model_dir / 'metrics.json'})")
+              f"in {evaluation.seconds:.1f} s ({model_dir / 'metrics.json'})")
     if runtime.strategy == "multi_worker":
         checksum = sum(float(tf.reduce_sum(tf.cast(weight, tf.float64))) for weight in model.weights)
         print(f"Weights checksum: {checksum!r}")
     if not chief:
         shutil.rmtree(model_dir, ignore_errors=True)
-        return metrics
-    if config.train.task == "pretrain":
+    elif config.train.task == "pretrain":
         print(f"Pretrained encoder in {model_dir}; fine-tune it with --task=classify --init_checkpoint={model_dir}")
-        return metrics
-    if mode != "eval" and export_dir is not None:
-        version_dir = export_and_try(experiment.without_lora(model, task), task, config.model_name, export_dir,
-                                     model_dir=model_dir)
+    elif mode != "eval" and export_dir is not None:
+        with phases.phase("export", f"writing a SavedModel under {export_dir / config.model_name} and loading it back"):
+            version_dir = export_and_try(experiment.without_lora(model, task), task, config.model_name, export_dir,
+                                         model_dir=model_dir)
         if quantize:
-            export_quantized(trainer, task, config.model_name, export_dir, quantize, float_version_dir=version_dir)
+            with phases.phase("quantization", f"{quantize} weights, evaluated and exported"):
+                export_quantized(trainer, task, config.model_name, export_dir, quantize, float_version_dir=version_dir)
+    print(phases.summary())
     return metrics
 
 
@@ -404,7 +419,7 @@ def main(argv):
             return
         model_dir = pathlib.Path(FLAGS.model_dir or f"runs/{config.model_name}")
         run(config, mode=FLAGS.mode, model_dir=model_dir, export_dir=pathlib.Path(FLAGS.export_dir),
-            quantize=FLAGS.quantize)
+            quantize=FLAGS.quantize, phases=Phases(started=STARTED))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(USAGE_ERROR)
