@@ -3,6 +3,7 @@
 import keras
 
 from zoo.errors import ConfigError
+from zoo.layers.dropout import Dropout
 
 
 def check_divisible(hidden_dim, num_heads):
@@ -12,6 +13,23 @@ def check_divisible(hidden_dim, num_heads):
             f"hidden_dim={hidden_dim} must be divisible by num_heads={num_heads} "
             f"(each head gets hidden_dim / num_heads dimensions)"
         )
+
+
+class _MultiHeadAttention(keras.layers.MultiHeadAttention):
+    """Keras' multi-head attention with the zoo's `Dropout` on the attention probabilities.
+
+    That dropout draws the largest mask of a BERT step ([batch, heads, sequence, sequence]).
+    `_build_attention` is the hook Keras documents for customising the attention; it is entered
+    with the rate set to 0, so that Keras' own dropout layer there holds no seed generator, and
+    the zoo's layer then takes the place `_compute_attention` reads, creating its seed generator
+    where Keras' would have been: the model's variables keep their count and order.
+    """
+
+    def _build_attention(self, rank):
+        rate, self._dropout = self._dropout, 0.0
+        super()._build_attention(rank)
+        self._dropout = rate
+        self._dropout_layer = Dropout(rate, dtype=self.dtype_policy, seed=self.seed)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -72,7 +90,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             return keras.initializers.get(keras.initializers.serialize(self.kernel_initializer))
 
         # === Layers === (created in keras-hub's order, so `get_weights()` lists line up)
-        self._self_attention_layer = keras.layers.MultiHeadAttention(
+        self._self_attention_layer = _MultiHeadAttention(
             num_heads=self.num_heads,
             key_dim=hidden_dim // self.num_heads,
             dropout=self.dropout,
@@ -81,7 +99,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             name="self_attention_layer",
         )
         self._self_attention_layer.build(query_shape=inputs_shape, value_shape=inputs_shape)
-        self._self_attention_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self._self_attention_dropout = Dropout(self.dropout, dtype=self.dtype_policy)
         self._self_attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="self_attention_layer_norm"
         )
@@ -102,7 +120,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             hidden_dim, kernel_initializer=initializer(), dtype=self.dtype_policy, name="feedforward_output_dense"
         )
         self._feedforward_output_dense.build(intermediate_shape)
-        self._feedforward_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self._feedforward_dropout = Dropout(self.dropout, dtype=self.dtype_policy)
         self.built = True
 
     def call(self, inputs, padding_mask=None, training=None):

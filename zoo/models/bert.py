@@ -7,7 +7,7 @@ Understanding", https://arxiv.org/abs/1810.04805.
 import keras
 import keras_hub
 
-from zoo.layers import TransformerEncoderBlock, check_divisible
+from zoo.layers import Dropout, TransformerEncoderBlock, check_divisible
 from zoo.registry import register
 
 
@@ -91,7 +91,7 @@ class BertEncoder(keras.Model):
             num_segments, hidden_dim, embeddings_initializer=_bert_initializer(), name="segment_embedding"
         )
         self.embeddings_layer_norm = keras.layers.LayerNormalization(epsilon=1e-12, name="embeddings_layer_norm")
-        self.embeddings_dropout = keras.layers.Dropout(dropout, name="embeddings_dropout")
+        self.embeddings_dropout = Dropout(dropout, name="embeddings_dropout")
         self.encoder_blocks = [
             TransformerEncoderBlock(
                 num_heads,
@@ -269,7 +269,7 @@ class BertClassifier(_BertWithHeads):
     def __init__(self, num_classes, dropout=0.1, **encoder_config):
         super().__init__(dropout=dropout, **encoder_config)
         # === Layers ===
-        self.head_dropout = keras.layers.Dropout(dropout)
+        self.head_dropout = Dropout(dropout)
         self.classifier = keras.layers.Dense(
             num_classes, kernel_initializer=_bert_initializer(), dtype="float32", name="classifier"
         )

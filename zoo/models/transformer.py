@@ -3,7 +3,7 @@
 import keras
 import keras_hub
 
-from zoo.layers import MaskedMeanPooling, TransformerEncoderBlock, check_divisible
+from zoo.layers import Dropout, MaskedMeanPooling, TransformerEncoderBlock, check_divisible
 from zoo.registry import register
 
 POSITION_EMBEDDINGS = ("sinusoidal", "learned")
@@ -78,13 +78,13 @@ class TransformerClassifier(keras.Model):
             self.position_embedding = keras_hub.layers.SinePositionEncoding(max_wavelength=10000)
         else:
             self.position_embedding = keras_hub.layers.PositionEmbedding(sequence_length=max_sequence_length)
-        self.embedding_dropout = keras.layers.Dropout(dropout)
+        self.embedding_dropout = Dropout(dropout)
         self.encoder_blocks = [
             TransformerEncoderBlock(num_heads, intermediate_dim, dropout=dropout, name=f"encoder_block_{index}")
             for index in range(num_layers)
         ]
         self.pool = MaskedMeanPooling()
-        self.head_dropout = keras.layers.Dropout(dropout)
+        self.head_dropout = Dropout(dropout)
         self.classifier = keras.layers.Dense(num_classes, dtype="float32")
 
         # === Config ===
