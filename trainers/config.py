@@ -64,7 +64,7 @@ class TrainConfig:
     steps_per_loop: int = 20  # Train steps run inside one tf.function call (fewer host round trips).
     checkpoint_every_steps: int | None = None  # Also checkpoint within epochs (None: at epoch ends).
     clipnorm: float | None = None  # Clip the global gradient norm to this value.
-    jit_compile: bool = False  # Compile each replica's forward and backward pass with XLA.
+    jit_compile: bool = False  # Compile the train step with XLA (on one device, the update too).
     # train_and_eval: after the last epoch, go back to the weights of the best evaluation
     # (model_dir/best) for the final metrics and the export, as Keras' restore_best_weights.
     restore_best: bool = False

@@ -54,9 +54,15 @@ class Trainer:
         steps_per_loop: int. Train steps per `tf.function` call.
         checkpoint_every_steps: int or None. Also save within an epoch, at the first loop end at
             least this many steps after the last save (None: at epoch ends only).
-        jit_compile: bool. Compile each replica's forward and backward pass with XLA. The gradient
-            update stays outside XLA: compiling `strategy.run` as a whole fails under
-            MirroredStrategy (keras-team/keras#19005, docs/keras_tf_behaviour.md section 2).
+        jit_compile: bool. Compile the train step with XLA: under the default and one-device
+            strategies the whole step (forward, backward and the optimizer's update) as one XLA
+            function; under other strategies each replica's forward and backward pass only, with
+            the update (and its cross-replica gradient sum) outside XLA: compiling `strategy.run`
+            as a whole fails under MirroredStrategy (keras-team/keras#19005,
+            docs/keras_tf_behaviour.md section 2).
+        whole_step_in_xla: bool. With `jit_compile`, compile the whole step wherever the strategy
+            allows (see `jit_compile`); False keeps the update outside XLA on one device too, as
+            `benchmarks.bert_step_variants` times both.
         objective: a `trainers.objectives` objective (default: `Classification()`).
     """
 
@@ -69,6 +75,7 @@ class Trainer:
         model_dir,
         steps_per_loop,
         jit_compile=False,
+        whole_step_in_xla=True,
         checkpoint_every_steps=None,
         objective=None,
     ):
@@ -79,8 +86,14 @@ class Trainer:
         self.steps_per_loop = steps_per_loop
         self.objective = objective or Classification()
         self.examples_trained = 0
+        with strategy.scope():
+            # The default strategy is no "current strategy" even in its own scope.
+            one_device = isinstance(strategy, tf.distribute.OneDeviceStrategy) or not tf.distribute.has_strategy()
+        self.whole_step_in_xla = jit_compile and whole_step_in_xla and one_device
+        # One replica's step, what `strategy.run` calls, and the part of it compiled with XLA (if any).
+        self._replica_step = tf.function(self._train_step, jit_compile=True) if self.whole_step_in_xla else self._train_step
         self._compute_gradients = (
-            tf.function(self.gradients, jit_compile=True) if jit_compile else self.gradients
+            tf.function(self.gradients, jit_compile=True) if jit_compile and not self.whole_step_in_xla else self.gradients
         )
         with strategy.scope():
             self.global_step = tf.Variable(
@@ -110,7 +123,8 @@ class Trainer:
     # ---------------------------------------------------------------- one replica's step
     def gradients(self, inputs, labels):
         """One replica's forward and backward pass, without the update: the part of a train step
-        that `jit_compile` compiles with XLA, callable alone (the padding test runs it eagerly).
+        that `jit_compile` compiles with XLA under the multi-device strategies, callable alone (the
+        padding test runs it eagerly).
 
         Args:
             inputs: a batch of model inputs (a tensor or dict of tensors, [batch, ...]).
@@ -150,7 +164,7 @@ class Trainer:
         """Runs `num_steps` train steps; returns the objective's SUMS over them."""
         totals = {name: 0.0 for name in self.objective.SUMS}
         for _ in tf.range(num_steps):
-            per_replica = self.strategy.run(self._train_step, args=(next(iterator),))
+            per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
             sums = {
                 key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                 for key, value in per_replica.items()
