@@ -10,8 +10,8 @@ on biases and norms) and sparse softmax cross-entropy on logits.
 
 - zoo: `trainers.trainer.Trainer.train_steps`, the trainer's own `tf.function`, called with
   `steps_per_loop` steps (default 1: one host call per step, as the peer's `train_on_batch`);
-  with XLA on the Trainer compiles each replica's forward and backward pass with XLA, the update
-  stays outside. A second zoo trainer runs at the config's default `train.steps_per_loop` (20
+  with XLA on the Trainer compiles the whole step (update included) on this one device. A
+  second zoo trainer runs at the config's default `train.steps_per_loop` (20
   steps per host call, as `trainers.run` trains) in the same alternating blocks, so the table
   also shows what the zoo's own loop gains over one host call per step.
 - peer: `model.train_on_batch` after `model.compile(jit_compile=...)`; Keras compiles its whole
@@ -260,8 +260,11 @@ def run_config(setup, jit_compile):
     )
 
 
-def zoo_step(setup, batch, jit_compile, steps_per_loop, model_dir):
-    """A callable running `steps_per_loop` steps of the zoo Trainer's loop, synchronously."""
+def zoo_step(setup, batch, jit_compile, steps_per_loop, model_dir, **trainer_options):
+    """A callable running `steps_per_loop` steps of the zoo Trainer's loop, synchronously.
+
+    `trainer_options` go to `Trainer` (`benchmarks.bert_step_variants` sets `whole_step_in_xla`).
+    """
     strategy = tf.distribute.get_strategy()
     keras.utils.set_random_seed(0)
     with strategy.scope():
@@ -275,6 +278,7 @@ def zoo_step(setup, batch, jit_compile, steps_per_loop, model_dir):
         model_dir=model_dir,
         steps_per_loop=steps_per_loop,
         jit_compile=jit_compile,
+        **trainer_options,
     )
     dataset = strategy.distribute_datasets_from_function(lambda context: tf.data.Dataset.from_tensors(batch).repeat())
     iterator = iter(dataset)
