@@ -4,7 +4,7 @@
     python -m benchmarks.accuracy --models=cnn,bow --seeds=1 --quick
 
 Every run is the command a user types, `python -m trainers.run --model=M --dataset=D`, in its own
-process, with the config `configs/<model>/<dataset>.yaml` (the same tfds pipeline, trainer and
+process, with the config `trainers/configs/<model>/<dataset>.yaml` (the same tfds pipeline, trainer and
 export as any run), a fresh `--model_dir` and export directory; `--epochs` overrides the config
 (`--quick`: 1 epoch). The figures are the run's final evaluation (`metrics.json`): SST-2's dev set
 (872 sentences; GLUE's test labels are not public) and MNIST's test set (10,000 images).
@@ -207,7 +207,7 @@ def markdown(document) -> str:
     return (
         f"{common.environment_line(document)}\n\n{table}\n\nPublished figures:\n{published}\n\n"
         "Ours are trained from scratch (no pretrained weights or embeddings) with the configs in "
-        "`configs/<model>/<dataset>.yaml`, one run per seed (`train.seed`), each reported at its last "
+        "`trainers/configs/<model>/<dataset>.yaml`, one run per seed (`train.seed`), each reported at its last "
         "epoch; the CNN's MNIST training images are the approximate rebuild (within 1 grey level), its test "
         "images exact. \"Export scores the same\": each run's SavedModel, loaded in a fresh TensorFlow-only "
         "process and fed the raw dev sentences or test images, gets the trainer's accuracy.\n\n"

@@ -4,7 +4,7 @@ student trained on the labels alone.
     python -m benchmarks.distill                         # bert_mini -> gru, 1 epoch each (~15 min)
     python -m benchmarks.distill --teacher=bert --student=gru --epochs=1
 
-Three runs of `python -m trainers.run` on `sst2_local` (configs/<model>/sst2_local.yaml), in order:
+Three runs of `python -m trainers.run` on `sst2_local` (trainers/configs/<model>/sst2_local.yaml), in order:
 1. the teacher, trained and exported;
 2. the student with `--task=distill --teacher=<the teacher's export>` (Hinton et al. 2015's loss,
    the config's temperature and alpha unless given);
@@ -73,8 +73,8 @@ def main(argv=None):
     parser.add_argument("--student", default="gru", help="student model")
     parser.add_argument("--epochs", type=int, default=1, help="epochs of every run")
     parser.add_argument("--steps_per_epoch", type=int, default=None, help="fewer steps (a quick check of this script)")
-    parser.add_argument("--temperature", type=float, default=None, help="default: the config's train.temperature")
-    parser.add_argument("--alpha", type=float, default=None, help="default: the config's train.alpha")
+    parser.add_argument("--temperature", type=float, default=None, help="default: the config's task.temperature")
+    parser.add_argument("--alpha", type=float, default=None, help="default: the config's task.alpha")
     common.add_trainer_run_flags(parser)
     args = parser.parse_args(argv)
     if args.markdown_from:

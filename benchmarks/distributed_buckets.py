@@ -6,7 +6,7 @@ against every batch padded to `sequence_length` (`--bucket_boundaries=none`).
 
 A job is one process for `mirrored` over 2 logical CPU devices, or two worker processes on
 127.0.0.1 for `multi_worker`. It builds the task of the model's config
-(`configs/<model>/sst2_local.yaml` where SST-2 is under ../shared/data, else the offline default)
+(`trainers/configs/<model>/sst2_local.yaml` where SST-2 is under ../shared/data, else the offline default)
 with `bucket_boundaries: auto` and/or `none`, each with its own model, optimizer and `Trainer`
 under the strategy, exactly as `trainers.run` builds them, and times `Trainer.train_steps` calls
 of `steps_per_loop` steps (after one untimed call). Under `mirrored` one job holds both paddings
@@ -51,7 +51,8 @@ def job(args):
     import tensorflow as tf
 
     from trainers import config as config_lib
-    from trainers import experiment
+    from trainers import tasks
+    from trainers.optimization import create_optimizer
     from trainers.strategy import create_strategy, is_chief, split_cpu
     from trainers.trainer import Trainer
 
@@ -65,15 +66,16 @@ def job(args):
         values = config_lib.load_config(args.config).to_dict()
         values["data"].update(bucket_boundaries=padding, data_dir=args.data_dir)
         config = config_lib.config_from_dict(values)
-        task = experiment.prepare_task(config, model_dir)
-        steps_per_epoch[padding] = task.steps_per_epoch
-        descriptions[padding] = task.bucket_description
+        task = tasks.create_task(config, model_dir=model_dir)
+        inputs = task.prepare_inputs()
+        steps_per_epoch[padding] = inputs.steps_per_epoch
+        descriptions[padding] = inputs.bucket_description
         with strategy.scope():
-            model = experiment.build_model(config, task)
-            optimizer = experiment.create_optimizer(config, model, total_steps=10**6)
-        trainers[padding] = Trainer(strategy=strategy, model=model, optimizer=optimizer,
+            model = task.build_model(inputs)
+            optimizer = create_optimizer(config, model, total_steps=10**6)
+        trainers[padding] = Trainer(strategy=strategy, objective=task.objective, model=model, optimizer=optimizer,
                                     model_dir=model_dir / padding, steps_per_loop=config.train.steps_per_loop)
-        iterators[padding] = iter(strategy.distribute_datasets_from_function(task.train_input_fn))
+        iterators[padding] = iter(strategy.distribute_datasets_from_function(inputs.train_input_fn))
     steps_per_loop = config.train.steps_per_loop
 
     def call(padding):

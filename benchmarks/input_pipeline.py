@@ -3,8 +3,8 @@
     python -m benchmarks.input_pipeline                  # offline datasets, and *_local where present
     python -m benchmarks.input_pipeline --models=bert,cnn --quick
 
-For every (model, dataset) pair with a config in `configs/<model>/<dataset>.yaml`, the pipeline is
-exactly the one `trainers.run` trains from: `trainers.experiment.prepare_task` (tfds ->
+For every (model, dataset) pair with a config in `trainers/configs/<model>/<dataset>.yaml`, the pipeline is
+exactly the one `trainers.run` trains from: `trainers.tasks` (the task's `prepare_inputs`: (tfds ->
 `zoo.data.pipeline.make_input_fn` with the model's preprocessor: WordPiece tokenization or pixel
 casting -> cache -> shuffle -> repeat -> batch -> prefetch), for one replica.
 
@@ -33,7 +33,8 @@ import tensorflow_datasets as tfds  # noqa: E402
 from absl import logging  # noqa: E402
 
 from trainers import config as config_lib  # noqa: E402
-from trainers import experiment  # noqa: E402
+from trainers import tasks  # noqa: E402
+from trainers.optimization import create_optimizer  # noqa: E402
 from trainers.trainer import Trainer  # noqa: E402
 from zoo.data import local  # noqa: E402
 
@@ -67,16 +68,17 @@ def time_pipeline(dataset, num_batches):
     return first_batch - started, time.perf_counter() - first_batch, iterator
 
 
-def time_model(config, task, model_dir, calls):
+def time_model(config, task, inputs, model_dir, calls):
     """Train steps/s of the Trainer's loop on one batch of this task, after a warm-up call."""
     strategy = tf.distribute.get_strategy()
-    batch = next(iter(task.train_input_fn(tf.distribute.InputContext())))
+    batch = next(iter(inputs.train_input_fn(tf.distribute.InputContext())))
     steps_per_loop = min(config.train.steps_per_loop, 10)
     with strategy.scope():
-        model = experiment.build_model(config, task)
-        optimizer = experiment.create_optimizer(config, model, total_steps=10**6)
+        model = task.build_model(inputs)
+        optimizer = create_optimizer(config, model, total_steps=10**6)
     trainer = Trainer(
         strategy=strategy,
+        objective=task.objective,
         model=model,
         optimizer=optimizer,
         model_dir=model_dir,
@@ -102,12 +104,13 @@ def measure(model_name, dataset_label, path, args):
     with tempfile.TemporaryDirectory() as model_dir:
         model_dir = pathlib.Path(model_dir)
         started = time.perf_counter()
-        task = experiment.prepare_task(config, model_dir)  # Builds the tfds copy and the vocabulary if needed.
+        task = tasks.create_task(config, model_dir=model_dir)
+        inputs = task.prepare_inputs()  # Builds the tfds copy and the vocabulary if needed.
         prepare_seconds = time.perf_counter() - started
         batch_size = config.train.batch_size
-        batches_per_epoch = task.num_train_examples // batch_size
+        batches_per_epoch = inputs.num_train_examples // batch_size
         first_batches = min(batches_per_epoch, args.max_first_epoch_batches)
-        dataset = task.train_input_fn(tf.distribute.InputContext())
+        dataset = inputs.train_input_fn(tf.distribute.InputContext())
         startup_seconds, first_seconds, iterator = time_pipeline(dataset, first_batches)
         later_rate = None
         if first_batches == batches_per_epoch:  # The cache is complete: time epochs read from it.
@@ -119,15 +122,15 @@ def measure(model_name, dataset_label, path, args):
             for _ in range(later_batches):
                 next(iterator)
             later_rate = later_batches / (time.perf_counter() - started)
-        model_rate = time_model(config, task, model_dir, args.model_calls)
+        model_rate = time_model(config, task, inputs, model_dir, args.model_calls)
     first_rate = (first_batches - 1) / first_seconds
     return {
         "model": model_name,
         "dataset": config.data.dataset,
         "config": str(path.relative_to(common.REPOSITORY)),
         "batch_size": batch_size,
-        "sequence_length": config.data.sequence_length if task.modality == "text" else None,
-        "train_examples": task.num_train_examples,
+        "sequence_length": config.data.sequence_length if inputs.modality == "text" else None,
+        "train_examples": inputs.num_train_examples,
         "prepare_seconds": prepare_seconds,
         "first_epoch_batches_timed": first_batches,
         "seconds_to_first_batch": startup_seconds,

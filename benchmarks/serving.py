@@ -40,7 +40,7 @@ from absl import logging  # noqa: E402
 
 from benchmarks.input_pipeline import MODELS, config_paths, local_data_present  # noqa: E402
 from trainers import config as config_lib  # noqa: E402
-from trainers import experiment  # noqa: E402
+from trainers import tasks  # noqa: E402
 from zoo.data import local  # noqa: E402
 from zoo.export import export_saved_model, saved_model_size_bytes  # noqa: E402
 
@@ -90,13 +90,13 @@ SERVER_SCRIPT = textwrap.dedent(
 )
 
 
-def raw_inputs(task, config, count=32):
+def raw_inputs(inputs, config, count=32):
     """`count` raw eval examples, as a client sends them (strings, or float32 pixels)."""
     from zoo import data
 
     dataset = data.load(config.data.dataset, data.get_dataset_spec(config.data.dataset).eval_split, config.data.data_dir)
     examples = [raw for raw, _ in dataset.take(count)]
-    if task.modality == "image":
+    if inputs.modality == "image":
         return np.stack([example.numpy().astype(np.float32) for example in examples])
     return np.array([example.numpy().decode() for example in examples], dtype=object)
 
@@ -124,26 +124,27 @@ def measure(model_name, path, args, work_dir):
     config = config_lib.config_from_dict(values)
     model_dir = work_dir / f"{model_name}-{config.data.dataset}"
     model_dir.mkdir()
-    task = experiment.prepare_task(config, model_dir)
-    model = experiment.build_model(config, task)
+    task = tasks.create_task(config, model_dir=model_dir)
+    inputs = task.prepare_inputs()
+    model = task.build_model(inputs)
     version_dir = export_saved_model(
         model,
-        task.preprocessor,
-        task.serving_input_spec,
+        inputs.preprocessor,
+        inputs.serving_input_spec,
         export_dir=work_dir / "exports",
         model_name=f"{model_name}-{config.data.dataset}",
         encoder=getattr(model, "encoder", None),
     )
-    raw = raw_inputs(task, config)
+    raw = raw_inputs(inputs, config)
     inputs_path = model_dir / "inputs.npy"
     np.save(inputs_path, raw)
 
     def keras_eager(batch):
-        return tf.nn.softmax(model(task.preprocessor(batch), training=False)).numpy()
+        return tf.nn.softmax(model(inputs.preprocessor(batch), training=False)).numpy()
 
     @tf.function
     def keras_graph(batch):
-        return tf.nn.softmax(model(task.preprocessor(batch), training=False))
+        return tf.nn.softmax(model(inputs.preprocessor(batch), training=False))
 
     batches = {size: tf.constant(raw[:size].tolist() if raw.dtype == object else raw[:size]) for size in BATCH_SIZES}
     in_process = {"eager": {size: [] for size in BATCH_SIZES}, "tf.function": {size: [] for size in BATCH_SIZES}}
@@ -172,8 +173,8 @@ def measure(model_name, path, args, work_dir):
         "model": model_name,
         "dataset": config.data.dataset,
         "config": str(path.relative_to(common.REPOSITORY)),
-        "sequence_length": config.data.sequence_length if task.modality == "text" else None,
-        "input": "text" if task.modality == "text" else f"image {list(raw.shape[1:])}",
+        "sequence_length": config.data.sequence_length if inputs.modality == "text" else None,
+        "input": "text" if inputs.modality == "text" else f"image {list(raw.shape[1:])}",
         "parameters": model.count_params(),
         "saved_model_mib": saved_model_size_bytes(version_dir) / 2**20,
         "serving_process_seconds": process_seconds,

@@ -5,7 +5,7 @@
 
 One train step = forward, backward and the AdamW update, on a fixed batch held in memory (the
 input pipeline is measured apart, by `benchmarks.input_pipeline`). Both sides use the optimizer
-`trainers.experiment.create_optimizer` builds (AdamW, warmup + cosine schedule, no weight decay
+`trainers.optimization.create_optimizer` builds (AdamW, warmup + cosine schedule, no weight decay
 on biases and norms) and sparse softmax cross-entropy on logits.
 
 - zoo: `trainers.trainer.Trainer.train_steps`, the trainer's own `tf.function`, called with
@@ -44,7 +44,8 @@ import yaml  # noqa: E402
 
 import zoo  # noqa: E402
 from trainers import config as config_lib  # noqa: E402
-from trainers import experiment  # noqa: E402
+from trainers.optimization import create_optimizer  # noqa: E402
+from trainers.tasks.classification import Classification  # noqa: E402
 from trainers.trainer import Trainer  # noqa: E402
 
 NAME = "train_throughput"
@@ -207,7 +208,7 @@ def setups() -> dict:
         train["learning_rate"], transformer_peer(dict(config, vocabulary_size=8000), sequence_length),
         encoder_flops(sequence_length, config["hidden_dim"], config["intermediate_dim"], config["num_layers"]),
         f"{config['num_layers']} layers, {config['hidden_dim']} hidden, {config['num_heads']} heads, "
-        f"{config['intermediate_dim']} ff, vocab 8000 (configs/transformer/sst2_local.yaml)",
+        f"{config['intermediate_dim']} ff, vocab 8000 (trainers/configs/transformer/sst2_local.yaml)",
     )
     for cell, gates in (("gru", 3), ("lstm", 4)):
         config, batch_size, sequence_length, train = _experiment(cell, "sst2_local")
@@ -218,14 +219,14 @@ def setups() -> dict:
             recurrent_peer(config, sequence_length),
             recurrent_flops(sequence_length, config["embedding_dim"], config["hidden_dim"], gates, directions),
             f"{'bidirectional ' if directions == 2 else ''}{cell.upper()} {config['hidden_dim']}, "
-            f"embedding {config['embedding_dim']}, vocab 8000 (configs/{cell}/sst2_local.yaml)",
+            f"embedding {config['embedding_dim']}, vocab 8000 (trainers/configs/{cell}/sst2_local.yaml)",
         )
     config, batch_size, _, train = _experiment("cnn", "mnist_local")
     image_shape = (28, 28, 1)
     found["cnn"] = Setup(
         "cnn", "cnn", config, batch_size, None, image_shape, train["learning_rate"],
         convnet_peer(config, image_shape), convnet_flops(image_shape, config["filters"], config["kernel_size"]),
-        f"filters {list(config['filters'])}, 28x28x1 (configs/cnn/mnist_local.yaml)",
+        f"filters {list(config['filters'])}, 28x28x1 (trainers/configs/cnn/mnist_local.yaml)",
     )
     return found
 
@@ -270,9 +271,10 @@ def zoo_step(setup, batch, jit_compile, steps_per_loop, model_dir, **trainer_opt
     with strategy.scope():
         model = zoo.build(setup.zoo_name, **setup.zoo_config)
         model(batch[0], training=False)
-        optimizer = experiment.create_optimizer(run_config(setup, jit_compile), model, total_steps=10**6)
+        optimizer = create_optimizer(run_config(setup, jit_compile), model, total_steps=10**6)
     trainer = Trainer(
         strategy=strategy,
+        objective=Classification(),
         model=model,
         optimizer=optimizer,
         model_dir=model_dir,
@@ -296,7 +298,7 @@ def peer_step(setup, batch, jit_compile):
     keras.utils.set_random_seed(0)
     model = setup.build_peer()
     model(batch[0], training=False)
-    optimizer = experiment.create_optimizer(run_config(setup, jit_compile), model, total_steps=10**6)
+    optimizer = create_optimizer(run_config(setup, jit_compile), model, total_steps=10**6)
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -373,7 +375,7 @@ def breakdown(setup, args):
     keras.utils.set_random_seed(0)
     model = zoo.build(setup.zoo_name, **setup.zoo_config)
     model(x, training=False)
-    optimizer = experiment.create_optimizer(run_config(setup, True), model, total_steps=10**6)
+    optimizer = create_optimizer(run_config(setup, True), model, total_steps=10**6)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     @tf.function(jit_compile=True)

@@ -66,13 +66,14 @@ def keras_probabilities(model_dir, raw_inputs):
     """The probabilities of the run's Keras model (preprocessor and model rebuilt from model_dir,
     final checkpoint restored) for `raw_inputs`, to compare with what its export serves."""
     from trainers import config as config_lib
-    from trainers import experiment
+    from trainers import tasks
     from trainers.trainer import checkpointable_weights
 
     config = config_lib.load_config(model_dir / "config.yaml")
-    task = experiment.prepare_task(config, model_dir)
-    model = experiment.build_model(config, task)
+    task = tasks.create_task(config, model_dir=model_dir)
+    inputs = task.prepare_inputs()
+    model = task.build_model(inputs)
     checkpoint = tf.train.Checkpoint(model=checkpointable_weights(model))
     checkpoint.restore(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))).expect_partial()
     raw = tf.constant(raw_inputs.tolist() if raw_inputs.dtype == object else raw_inputs)
-    return tf.nn.softmax(model(task.preprocessor(raw), training=False)).numpy()
+    return tf.nn.softmax(model(inputs.preprocessor(raw), training=False)).numpy()

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from cli_runs import run_trainer, serve_in_fresh_process
 from trainers import config as config_lib
-from trainers import experiment
+from trainers import tasks
 from trainers.trainer import checkpointable_weights
 from zoo.data.text import load_vocabulary
 from zoo.presets import load_bert_preset
@@ -59,8 +59,8 @@ def test_fine_tuning_starts_from_the_pretrained_encoder_and_vocabulary_and_serve
 
     # The encoder's weights are the pretraining checkpoint's (its first weights: the encoder's, in order).
     config = config_lib.load_config(model_dir / "config.yaml")
-    task = experiment.prepare_task(config, model_dir)
-    model = experiment.build_model(config, task)
+    task = tasks.create_task(config, model_dir=model_dir)
+    model = task.build_model(task.prepare_inputs())
     reader = tf.train.load_checkpoint(str(pretrain_dir / "checkpoints"))
     for index, weight in enumerate(model.encoder.weights):
         saved = reader.get_tensor(f"model/weights/{index}/.ATTRIBUTES/VARIABLE_VALUE")
@@ -112,8 +112,8 @@ def test_lora_on_a_preset_trains_a_small_share_and_exports_merged_weights(preset
     assert load_vocabulary(model_dir / "vocabulary.txt") == preset.vocabulary
 
     config = config_lib.load_config(model_dir / "config.yaml")
-    task = experiment.prepare_task(config, model_dir, preset)
-    model = experiment.build_model(config, task, preset)
+    task = tasks.create_task(config, model_dir=model_dir)
+    model = task.build_model(task.prepare_inputs())
     tf.train.Checkpoint(model=checkpointable_weights(model)).restore(
         tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
     ).expect_partial()

@@ -20,7 +20,7 @@ SAMPLE_TEXTS = ["I love this movie!", "a dull , boring and painfully slow film .
 STEPS = 6
 
 
-# One BERT size read from its family's config (configs/bert/); every family's own name runs in
+# One BERT size read from its family's config (trainers/configs/bert/); every family's own name runs in
 # tests/test_strategies.py, under each strategy.
 @pytest.mark.parametrize("model_name", ["bert_mini"])
 def test_trainer_trains_evaluates_exports_and_the_export_serves_alone(model_name, data_dir, tmp_path):
@@ -133,10 +133,11 @@ def test_rerun_resumes_and_eval_and_export_modes_reuse_the_run(data_dir, tmp_pat
         (["--model=bert", "--params_override=model.hidden_dim=30,model.num_heads=4"],
          "hidden_dim=30 must be divisible by num_heads=4"),
         (["--model=gru", "--params_override=train.decay=exponential"], "train.decay must be one of cosine, linear"),
-        (["--model=gru", "--task=distill"], "train.task=distill and train.teacher go together"),
+        (["--model=gru", "--task=distill"], "task.teacher is required by --task=distill: --task=distill --teacher=PATH"),
+        (["--model=gru", "--teacher=/x"], "task.teacher is a field of --task=distill, not of --task=classify"),
         (["--model=gru", "--task=distill", "--teacher=/nonexistent"],
          "--teacher=/nonexistent is neither a SavedModel, an export base (<export_dir>/<model>) nor a trained run's"),
-        (["--model=gru", "--task=distill", "--teacher=/x", "--alpha=1.5"], "train.alpha must be in [0, 1], got 1.5"),
+        (["--model=gru", "--task=distill", "--teacher=/x", "--alpha=1.5"], "task.alpha must be in [0, 1], got 1.5"),
     ],
 )
 def test_usage_errors_are_one_line_with_exit_code_2(flags, message, data_dir, tmp_path):

@@ -3,12 +3,15 @@
 A whole run is one readable object (TF Model Garden's idea, without its layers of factories):
 
     model:   {name: bert, num_layers: 2, ...}   # zoo.build(name, **the rest)
+    task:    {name: classify, preset: null, ...}  # the task's own typed section (trainers.tasks)
     data:    {dataset: zoo_sentiment, sequence_length: 64, ...}
     train:   {epochs: 3, batch_size: 32, learning_rate: 1e-3, ...}
     runtime: {strategy: default, mixed_precision: float32, ...}
 
-`configs/<model>/<dataset>.yaml` holds the defaults of each experiment; `load_config` checks every
-key and type and turns a mistake into a one-line `ConfigError` that names the field.
+`trainers/configs/<model>/<dataset>.yaml` (inside the package, so an installed zoo has them)
+holds the defaults of each experiment; `load_config` checks every key and type and turns a
+mistake into a one-line `ConfigError` that names the field. The `task` section's fields are the
+named task's (`trainers.tasks.<task>.Config`), checked by that task.
 """
 
 import dataclasses
@@ -19,10 +22,11 @@ import typing
 
 import yaml
 
+from trainers import tasks
 from zoo import registry
 from zoo.errors import ConfigError, did_you_mean
 
-CONFIGS_DIR = pathlib.Path(__file__).resolve().parent.parent / "configs"
+CONFIGS_DIR = pathlib.Path(__file__).resolve().parent / "configs"
 
 
 @dataclasses.dataclass
@@ -39,21 +43,12 @@ class DataConfig:
     train_files: str | None = None
     eval_files: str | None = None  # classify: needed with train_files; pretrain: default every 20th document.
     bucket_boundaries: str = "auto"  # Text batches padded to length buckets: auto | none | "16,32,64".
-    mask_rate: float = 0.15  # pretrain: share of tokens masked for the masked-LM objective.
-    max_predictions: int = 20  # pretrain: masked tokens predicted per sequence, at most.
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    """What is trained, from where, and the optimisation schedule: AdamW, linear warmup then decay."""
+    """The optimisation schedule of every task: AdamW, linear warmup then decay, checkpoints."""
 
-    task: str = "classify"  # classify | distill (from `teacher`) | pretrain (BERT: masked LM + next sentence)
-    init_checkpoint: str | None = None  # classify: a pretraining run's model_dir; its encoder starts the model.
-    preset: str | None = None  # BERT: a keras-hub preset directory or handle (sizes, weights, vocabulary).
-    lora_rank: int | None = None  # BERT: freeze the encoder, train rank-R LoRA adapters and the head.
-    teacher: str | None = None  # distill: a SavedModel, an export base (exports/bert) or a run's model_dir.
-    temperature: float = 2.0  # distill: T, softening both the teacher's and the student's outputs.
-    alpha: float = 0.5  # distill: weight of the soft (teacher) loss; 1 - alpha weighs the true labels.
     epochs: int = 3
     steps_per_epoch: int | None = None  # None: one pass over the train split.
     batch_size: int = 32  # Global batch, split evenly over replicas.
@@ -84,6 +79,7 @@ class RuntimeConfig:
 @dataclasses.dataclass
 class ExperimentConfig:
     model: dict  # {"name": registered model name, **constructor overrides}
+    task: tasks.TaskConfig = dataclasses.field(default_factory=lambda: tasks.TASKS[tasks.DEFAULT_TASK].Config())
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
@@ -103,7 +99,14 @@ class ExperimentConfig:
 _SECTIONS = {"data": DataConfig, "train": TrainConfig, "runtime": RuntimeConfig}
 MIXED_PRECISION_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 DECAYS = ("cosine", "linear")
-TASKS = ("classify", "distill", "pretrain")
+# Task fields of configs written before the task section (a resumed run's config.yaml, an old
+# --params_override): section.field -> the task section's field.
+_LEGACY_TASK_FIELDS = {
+    "train.task": "name",
+    **{f"train.{field}": field for field in ("init_checkpoint", "preset", "lora_rank", "teacher", "temperature", "alpha")},
+    "data.mask_rate": "mask_rate",
+    "data.max_predictions": "max_predictions",
+}
 
 
 def _accepted_types(annotation):
@@ -145,21 +148,55 @@ def _build_section(section, cls, values):
     return cls(**checked)
 
 
+def _with_task_section(values: dict) -> dict:
+    """`values` with the legacy task fields of `train` and `data` moved into `task` (see _LEGACY_TASK_FIELDS)."""
+    values = {name: dict(section) if isinstance(section, dict) else section for name, section in values.items()}
+    task = values.setdefault("task", {})
+    if not isinstance(task, dict):
+        raise ConfigError(f"task must be a mapping of fields (name: one of {', '.join(tasks.TASKS)}), got {task!r}")
+    for key, field in _LEGACY_TASK_FIELDS.items():
+        section, name = key.split(".")
+        if isinstance(values.get(section), dict) and name in values[section]:
+            value = values[section].pop(name)
+            if value is not None and field not in task:
+                task[field] = value
+    return values
+
+
+def _build_task_section(values: dict) -> tasks.TaskConfig:
+    """The typed config of the task `values["name"]` names; a field of another task is named as such."""
+    task_class = tasks.get_task_class(values.get("name", tasks.DEFAULT_TASK))
+    fields = [field.name for field in dataclasses.fields(task_class.Config)]
+    own = {}
+    for key, value in values.items():
+        # Another task's field at that task's default (a config of --task=classify run with
+        # --task=pretrain) means nothing here; set to anything else, it is a mistake.
+        owners = {name: field.default for name, other in tasks.TASKS.items()
+                  for field in dataclasses.fields(other.Config) if field.name == key}
+        if key in fields or not owners:
+            own[key] = value
+        elif any(value != default for default in owners.values()):
+            raise ConfigError(f"task.{key} is a field of --task={' or '.join(owners)}, not of --task={task_class.name}; "
+                              f"task {task_class.name} accepts: {', '.join(fields)}")
+    return _build_section("task", task_class.Config, own)
+
+
 def config_from_dict(values: dict) -> ExperimentConfig:
     """Validates a nested dict (as read from YAML) into an ExperimentConfig."""
-    unknown = set(values) - {"model", *_SECTIONS}
+    unknown = set(values) - {"model", "task", *_SECTIONS}
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(
-            f"unknown config section {key!r}{did_you_mean(key, ['model', *_SECTIONS])}; "
-            f"sections: model, {', '.join(_SECTIONS)}"
+            f"unknown config section {key!r}{did_you_mean(key, ['model', 'task', *_SECTIONS])}; "
+            f"sections: model, task, {', '.join(_SECTIONS)}"
         )
+    values = _with_task_section(values)
     model = values.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("name"), str):
         raise ConfigError("model must be a mapping with a 'name' (a registered zoo model)")
     registry.check_overrides(model["name"], {key: value for key, value in model.items() if key != "name"})
     sections = {name: _build_section(name, cls, values.get(name) or {}) for name, cls in _SECTIONS.items()}
-    config = ExperimentConfig(model=dict(model), **sections)
+    config = ExperimentConfig(model=dict(model), task=_build_task_section(values["task"]), **sections)
     validate(config)
     return config
 
@@ -192,22 +229,9 @@ def validate(config: ExperimentConfig):
         raise ConfigError(f"runtime.cpu_devices must be a positive integer, got {config.runtime.cpu_devices}")
     if config.train.decay not in DECAYS:
         raise ConfigError(f"train.decay must be one of {', '.join(DECAYS)}, got {config.train.decay!r}")
-    if config.train.task not in TASKS:
-        raise ConfigError(f"train.task must be one of {', '.join(TASKS)}, got {config.train.task!r}")
-    if (config.train.task == "distill") != (config.train.teacher is not None):
-        raise ConfigError("train.task=distill and train.teacher go together: --task=distill --teacher=PATH")
-    if config.train.temperature <= 0:
-        raise ConfigError(f"train.temperature must be > 0, got {config.train.temperature}")
-    if not 0 <= config.train.alpha <= 1:
-        raise ConfigError(f"train.alpha must be in [0, 1], got {config.train.alpha}")
-    if config.train.lora_rank is not None and config.train.lora_rank <= 0:
-        raise ConfigError(f"train.lora_rank must be a positive integer, got {config.train.lora_rank}")
-    if not 0 < config.data.mask_rate < 1:
-        raise ConfigError(f"data.mask_rate must be in (0, 1), got {config.data.mask_rate}")
-    if config.data.max_predictions <= 0:
-        raise ConfigError(f"data.max_predictions must be a positive integer, got {config.data.max_predictions}")
     if not 0 <= config.train.warmup_fraction < 1:
         raise ConfigError(f"train.warmup_fraction must be in [0, 1), got {config.train.warmup_fraction}")
+    config.task.validate(registry.get_spec(config.model_name))
 
 
 def apply_overrides(values: dict, overrides: str) -> dict:
@@ -217,27 +241,31 @@ def apply_overrides(values: dict, overrides: str) -> dict:
     checked when the dict becomes a config.
     """
     assignments = re.split(r",(?![^\[\]]*\])", overrides)  # Commas inside [...] belong to a list.
+    sections = ["model", "task", *_SECTIONS]
     for assignment in filter(None, (part.strip() for part in assignments)):
         key, separator, text = assignment.partition("=")
         section, _, field = key.strip().partition(".")
         if not separator or not field:
             raise ConfigError(f"--params_override: expected section.field=value, got {assignment!r}")
-        if section not in values:
+        if section not in sections:
             raise ConfigError(
                 f"--params_override: unknown section {section!r}"
-                f"{did_you_mean(section, values)}; sections: {', '.join(values)}"
+                f"{did_you_mean(section, sections)}; sections: {', '.join(sections)}"
             )
         try:
-            values[section][field] = yaml.safe_load(text)
+            value = yaml.safe_load(text)
         except yaml.YAMLError:
             raise ConfigError(f"--params_override: cannot read the value of {key.strip()} from {text!r}") from None
+        values[section] = values.get(section) or {}
+        values[section][field] = value
     return values
 
 
 def default_config_path(model_name, dataset=None, task=None) -> pathlib.Path:
-    """`configs/<model>/<dataset>.yaml`, else the model's offline default; `pretrain.yaml` for --task=pretrain.
+    """The family's `<task>.yaml` (e.g. `pretrain.yaml`), else `<dataset>.yaml`, else `offline.yaml`,
+    from `trainers/configs/<model>/`.
 
-    A model without its own directory uses its family's: `bert_mini` reads `configs/bert/`
+    A model without its own directory uses its family's: `bert_mini` reads `trainers/configs/bert/`
     (the first registered name of the same class that has one); the model's registered
     defaults then give its sizes.
     """
@@ -246,23 +274,43 @@ def default_config_path(model_name, dataset=None, task=None) -> pathlib.Path:
         model_class = registry.get_spec(model_name).model_class  # An unknown name: the registry's error.
         family = [name for name in registry.list_models() if registry.get_spec(name).model_class is model_class]
         directory = next((CONFIGS_DIR / name for name in family if (CONFIGS_DIR / name).is_dir()), directory)
-    if task == "pretrain":
-        return directory / "pretrain.yaml"
+    if task is not None and (directory / f"{task}.yaml").is_file():
+        return directory / f"{task}.yaml"
     if dataset is not None and (directory / f"{dataset.replace('/', '_')}.yaml").is_file():
         return directory / f"{dataset.replace('/', '_')}.yaml"
     return directory / "offline.yaml"
 
 
+def config_file(name, flag="--config") -> pathlib.Path:
+    """`name` as a file: a path, or a shipped config named relative to `trainers/configs/`
+    (`bert/sst2_local`, `search/transformer`), so an installed zoo finds its own.
+
+    Raises:
+        ConfigError: neither exists; names `flag` and lists the shipped configs of that directory.
+    """
+    path = pathlib.Path(name)
+    if path.is_file():
+        return path
+    shipped = CONFIGS_DIR / (name if str(name).endswith(".yaml") else f"{name}.yaml")
+    if shipped.is_file():
+        return shipped
+    directory = CONFIGS_DIR / path.parts[0] if path.parts else CONFIGS_DIR
+    if directory.is_dir() and directory != CONFIGS_DIR:
+        known = sorted(f"{directory.name}/{file.stem}" for file in directory.glob("*.yaml"))
+    else:
+        known = sorted(f"{family.name}/" for family in CONFIGS_DIR.iterdir() if family.is_dir())
+    raise ConfigError(f"{flag}: no such file {str(name)!r}, nor a shipped config; shipped: {', '.join(known)}")
+
+
 def load_config(path) -> ExperimentConfig:
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--config: no such file {str(path)!r}")
+    """The config in file `path` (or the shipped config it names, see `config_file`), checked."""
+    path = config_file(path)
     try:
         values = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise ConfigError(f"--config: {path} is not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(values, dict):
-        raise ConfigError(f"--config: {path} must hold a mapping with model, data and train sections")
+        raise ConfigError(f"--config: {path} must hold a mapping with model, task, data and train sections")
     return config_from_dict(values)
 
 
@@ -273,3 +321,30 @@ def save_config(config: ExperimentConfig, path, header: str = ""):
     """
     comments = "".join(f"# {line}\n" for line in header.splitlines())
     pathlib.Path(path).write_text(comments + yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def check_resumable(config: ExperimentConfig, model_dir: pathlib.Path):
+    """Refuses to resume a `model_dir` that holds a run of another model, data or task config.
+
+    The model and data sections must match, and the task's name and RESUME_FIELDS (what changes
+    the weights: a preset, LoRA, a teacher); a config saved before the task section is read as
+    `load_config` reads it.
+    """
+    saved_path = model_dir / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved = _with_task_section(yaml.safe_load(saved_path.read_text()))
+    current = config.to_dict()
+    for section in ("model", "data"):
+        if saved.get(section) != current[section]:
+            raise ConfigError(
+                f"--model_dir={model_dir} holds a run with another {section} config "
+                f"({saved_path}); use a new --model_dir or the same config to resume"
+            )
+    saved_task = {"name": tasks.DEFAULT_TASK, **saved["task"]}
+    for field in ("name", *config.task.RESUME_FIELDS):
+        if saved_task.get(field) != current["task"][field]:
+            raise ConfigError(
+                f"--model_dir={model_dir} holds a run with task.{field}={saved_task.get(field)!r}, "
+                f"not {current['task'][field]!r}; use a new --model_dir or the same flags to resume"
+            )

@@ -1,11 +1,11 @@
 """Train, evaluate and export a zoo model: `python -m trainers.run --model=bert`.
 
-A run, in order: flags -> config -> strategy -> data + preprocessor -> model and optimizer under
-`strategy.scope()` -> train (resuming from `--model_dir`) -> evaluate -> `metrics.json` -> SavedModel
--> one prediction from the exported SavedModel on a sample input.
+A run, in order: flags -> config -> strategy -> the task (`trainers.tasks`): its inputs, then its
+model and the optimizer under `strategy.scope()` -> train (resuming from `--model_dir`) -> evaluate
+-> `metrics.json` -> the task's output (a SavedModel, answering a sample input once loaded back).
 
-With no flags but `--model`, it trains the model's offline default (`configs/<model>/offline.yaml`),
-which needs no network.
+With no flags but `--model`, it trains the model's offline default
+(`trainers/configs/<model>/offline.yaml`), which needs no network.
 
 Each phase (startup, vocabulary, data, model, training, evaluation, export) is timed by
 `trainers.phases`; a long one prints a line when it starts and when it ends, and the run ends with
@@ -35,27 +35,24 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
-import zoo  # noqa: E402
 from trainers import config as config_lib  # noqa: E402
-from trainers import distillation  # noqa: E402
-from trainers import experiment  # noqa: E402
-from trainers.objectives import create_objective  # noqa: E402
+from trainers import tasks  # noqa: E402
+from trainers.optimization import create_optimizer  # noqa: E402
 from trainers.phases import Phases  # noqa: E402
+from trainers.quantization import export_quantized  # noqa: E402
 from trainers.strategy import create_strategy, is_chief, split_cpu  # noqa: E402
 from trainers.trainer import Trainer, TrainingDivergedError  # noqa: E402
 from zoo.atomic import write_json_atomically  # noqa: E402
 from zoo.errors import ConfigError  # noqa: E402
-from zoo.export import export_saved_model, saved_model_size_bytes  # noqa: E402
-from zoo.presets import load_bert_preset  # noqa: E402
-from zoo.serving import model_card, predict_local  # noqa: E402
+from zoo.serving import latest_version_dir, predict_local  # noqa: E402
 
 FLAGS = flags.FLAGS
 MODES = ["train_and_eval", "train", "eval", "export", "predict"]
 flags.DEFINE_string("model", None, "Registered model name: bert (bert_tiny .. bert_base), bow, cnn, gru, lstm, transformer.")
-flags.DEFINE_enum("task", None, list(config_lib.TASKS), "Overrides train.task. pretrain: BERT's masked LM + "
-                  "next sentence prediction on a text corpus (--dataset, or --train_files); distill: learn from "
-                  "--teacher's softened probabilities and the labels; default classify.")
-flags.DEFINE_string("config", None, "Experiment YAML; default configs/<model>/<dataset or offline>.yaml.")
+flags.DEFINE_enum("task", None, list(tasks.TASKS), "Overrides task.name (default classify). " + " ".join(
+    f"{name}: {task.summary()}" for name, task in tasks.TASKS.items()))
+flags.DEFINE_string("config", None, "Experiment YAML: a path, or a shipped config such as bert/sst2_local; default "
+                    "trainers/configs/<model>/<task, dataset or offline>.yaml.")
 flags.DEFINE_string("params_override", "", "Comma-separated section.field=value, e.g. model.num_layers=4.")
 flags.DEFINE_string("dataset", None, "tfds dataset name (e.g. zoo_sentiment, imdb_reviews, glue/sst2, mnist).")
 flags.DEFINE_string("train_files", None, "Your files instead of --dataset (path or glob). Classify: labeled TSV/CSV "
@@ -66,16 +63,16 @@ flags.DEFINE_string("eval_files", None, "Files to evaluate on, as --train_files 
 flags.DEFINE_string("bucket_boundaries", None, "Overrides data.bucket_boundaries: auto (from the train "
                     "lengths, at most 5), none (pad to --sequence_length), or lengths like 16,32,64.")
 flags.DEFINE_string("data_dir", None, "tfds data_dir where datasets are read and built.")
-flags.DEFINE_string("init_checkpoint", None, "Overrides train.init_checkpoint: the --model_dir of a --task=pretrain "
+flags.DEFINE_string("init_checkpoint", None, "Overrides task.init_checkpoint: the --model_dir of a --task=pretrain "
                     "run; fine-tuning starts from its encoder and vocabulary.")
-flags.DEFINE_string("preset", None, "Overrides train.preset: a keras-hub BERT preset (local directory, or a handle "
+flags.DEFINE_string("preset", None, "Overrides task.preset: a keras-hub BERT preset (local directory, or a handle "
                     "such as bert_tiny_en_uncased with a network); its sizes, weights and vocabulary.")
-flags.DEFINE_integer("lora_rank", None, "Overrides train.lora_rank: freeze the BERT encoder and train rank-R LoRA "
+flags.DEFINE_integer("lora_rank", None, "Overrides task.lora_rank: freeze the BERT encoder and train rank-R LoRA "
                      "adapters on its attention query/value projections, plus the head.")
-flags.DEFINE_string("teacher", None, "Overrides train.teacher (--task=distill): a SavedModel, an export base "
+flags.DEFINE_string("teacher", None, "Overrides task.teacher (--task=distill): a SavedModel, an export base "
                     "such as exports/bert_mini, or a trained run's --model_dir.")
-flags.DEFINE_float("temperature", None, "Overrides train.temperature (--task=distill): T, softening the outputs.")
-flags.DEFINE_float("alpha", None, "Overrides train.alpha (--task=distill): weight of the teacher's soft loss "
+flags.DEFINE_float("temperature", None, "Overrides task.temperature (--task=distill): T, softening the outputs.")
+flags.DEFINE_float("alpha", None, "Overrides task.alpha (--task=distill): weight of the teacher's soft loss "
                    "(1 - alpha: the true labels).")
 flags.DEFINE_string("model_dir", None, "Checkpoints, logs, vocabulary, metrics.json; default runs/<model>.")
 flags.DEFINE_string("export_dir", "exports", "SavedModels go to <export_dir>/<model>/<version>.")
@@ -104,7 +101,6 @@ flags.DEFINE_enum("quantize", None, ["int8"], "Also export <model>_int8: int8 we
                   "post-training quantization, with its size and eval accuracy beside the float model's.")
 
 USAGE_ERROR = 2
-SAMPLE_TEXT = "I love this movie!"
 
 _FLAG_OVERRIDES = {  # flag -> (config section, field)
     "epochs": ("train", "epochs"),
@@ -117,13 +113,13 @@ _FLAG_OVERRIDES = {  # flag -> (config section, field)
     "dataset": ("data", "dataset"),
     "train_files": ("data", "train_files"),
     "eval_files": ("data", "eval_files"),
-    "task": ("train", "task"),
-    "init_checkpoint": ("train", "init_checkpoint"),
-    "preset": ("train", "preset"),
-    "lora_rank": ("train", "lora_rank"),
-    "teacher": ("train", "teacher"),
-    "temperature": ("train", "temperature"),
-    "alpha": ("train", "alpha"),
+    "task": ("task", "name"),
+    "init_checkpoint": ("task", "init_checkpoint"),
+    "preset": ("task", "preset"),
+    "lora_rank": ("task", "lora_rank"),
+    "teacher": ("task", "teacher"),
+    "temperature": ("task", "temperature"),
+    "alpha": ("task", "alpha"),
     "bucket_boundaries": ("data", "bucket_boundaries"),
     "checkpoint_every_steps": ("train", "checkpoint_every_steps"),
     "clipnorm": ("train", "clipnorm"),
@@ -146,16 +142,13 @@ def resolve_config() -> config_lib.ExperimentConfig:
         if not FLAGS.model:
             raise ConfigError("--model is required (or --config); try --model=bert")
         path = config_lib.default_config_path(
-            # Own labeled files: configs/<model>/files.yaml, sized for real sentences.
-            FLAGS.model, FLAGS.dataset or ("files" if FLAGS.train_files and FLAGS.task != "pretrain" else None), FLAGS.task
+            # Own labeled files: <model>/files.yaml, sized for real sentences.
+            FLAGS.model, FLAGS.dataset or ("files" if FLAGS.train_files else None), FLAGS.task
         )
-        if FLAGS.task == "pretrain" and zoo.get_spec(FLAGS.model).input_kind != "bert":
-            raise ConfigError(f"--task=pretrain trains BERT's masked LM and next sentence prediction; "
-                              f"--model={FLAGS.model} is not a BERT (try --model=bert)")
         if not path.is_file():
             raise ConfigError(f"--model={FLAGS.model} has no default config at {path}")
         values = config_lib.load_config(path).to_dict()
-        values["model"]["name"] = FLAGS.model  # bert_mini from configs/bert/: the size's own defaults.
+        values["model"]["name"] = FLAGS.model  # bert_mini from bert/: the size's own defaults.
     config_lib.apply_overrides(values, FLAGS.params_override)
     for flag, (section, field) in _FLAG_OVERRIDES.items():
         if FLAGS[flag].value is not None:
@@ -200,31 +193,30 @@ def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
         model_dir = pathlib.Path(tempfile.mkdtemp(prefix="zoo-worker-"))
 
     model_dir.mkdir(parents=True, exist_ok=True)
-    experiment.check_same_experiment(config, model_dir)
+    config_lib.check_resumable(config, model_dir)
     if mode in ("train", "train_and_eval"):
         config_lib.save_config(config, model_dir / "config.yaml", header=package_versions())
 
-    preset = load_bert_preset(config.train.preset) if config.train.preset else None
-    teacher = teacher_saved_model(config.train.teacher, model_dir) if config.train.task == "distill" else None
-    keras.mixed_precision.set_global_policy(runtime.mixed_precision)  # After the teacher's export, if any.
+    keras.mixed_precision.set_global_policy(runtime.mixed_precision)
+    task = tasks.create_task(config, model_dir=model_dir, phases=phases, export_run=export_run)
     with phases.phase("data", "reading and preparing the train and eval splits"):
-        task = experiment.prepare_task(config, model_dir, preset, teacher, phases=phases)
+        inputs = task.prepare_inputs()
     # After the data is prepared (building a dataset draws random numbers): the same initial
     # weights and dropout masks on every run of this config.
     keras.utils.set_random_seed(config.train.seed)
     steps_per_epoch = (
         config.train.steps_per_epoch
-        or task.steps_per_epoch
-        or max(1, task.num_train_examples // config.train.batch_size)
+        or inputs.steps_per_epoch
+        or max(1, inputs.num_train_examples // config.train.batch_size)
     )
     with phases.phase("model"), strategy.scope():
-        model = experiment.build_model(config, task, preset)
-        optimizer = experiment.create_optimizer(config, model, total_steps=config.train.epochs * steps_per_epoch)
-    print(f"Model: {type(model).__name__}, {experiment.parameter_counts(model)}"
-          + (f" (LoRA rank {config.train.lora_rank})" if config.train.lora_rank else ""))
+        model = task.build_model(inputs)
+        optimizer = create_optimizer(config, model, total_steps=config.train.epochs * steps_per_epoch)
+    lora_rank = getattr(config.task, "lora_rank", None)
+    print(f"Model: {type(model).__name__}, {parameter_counts(model)}" + (f" (LoRA rank {lora_rank})" if lora_rank else ""))
     trainer = Trainer(
         strategy=strategy,
-        objective=create_objective(config.train),
+        objective=task.objective,
         model=model,
         optimizer=optimizer,
         model_dir=model_dir,
@@ -238,14 +230,14 @@ def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
         def evaluate_and_keep_best(epoch):
             with phases.phase("evaluation", f"scoring the eval split after epoch {epoch + 1}",
                               report_end=False) as evaluation:
-                metrics = trainer.evaluate(task.eval_input_fn)
+                metrics = trainer.evaluate(inputs.eval_input_fn)
                 trainer.save_if_best(metrics)
-            print(f"Eval after epoch {epoch + 1}: {format_metrics(metrics)} in {evaluation.seconds:.1f} s")
+            print(f"Eval after epoch {epoch + 1}: {format_metrics(metrics, task)} in {evaluation.seconds:.1f} s")
 
         first_step = int(trainer.global_step.numpy())
         with phases.phase("training") as training:  # Its end line: "Trained to step ...".
             trainer.train(
-                task.train_input_fn,
+                inputs.train_input_fn,
                 epochs=config.train.epochs,
                 steps_per_epoch=steps_per_epoch,
                 after_epoch=evaluate_and_keep_best if mode == "train_and_eval" else None,
@@ -264,27 +256,43 @@ def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
     metrics = None
     if mode in ("eval", "train_and_eval"):
         with phases.phase("evaluation", "scoring the eval split", report_end=False) as evaluation:
-            metrics = trainer.evaluate(task.eval_input_fn)
+            metrics = trainer.evaluate(inputs.eval_input_fn)
         metrics["global_step"] = int(trainer.global_step.numpy())
         write_json_atomically(model_dir / "metrics.json", metrics)
-        print(f"Eval metrics: {format_metrics(metrics)} on {metrics['num_examples']} examples "
+        print(f"Eval metrics: {format_metrics(metrics, task)} on {metrics['num_examples']} examples "
               f"in {evaluation.seconds:.1f} s ({model_dir / 'metrics.json'})")
     if runtime.strategy == "multi_worker":
         checksum = sum(float(tf.reduce_sum(tf.cast(weight, tf.float64))) for weight in model.weights)
         print(f"Weights checksum: {checksum!r}")
     if not chief:
         shutil.rmtree(model_dir, ignore_errors=True)
-    elif config.train.task == "pretrain":
-        print(f"Pretrained encoder in {model_dir}; fine-tune it with --task=classify --init_checkpoint={model_dir}")
-    elif mode != "eval" and export_dir is not None:
-        with phases.phase("export", f"writing a SavedModel under {export_dir / config.model_name} and loading it back"):
-            version_dir = export_and_try(experiment.without_lora(model, task), task, config.model_name, export_dir,
-                                         model_dir=model_dir)
-        if quantize:
+    elif mode != "eval":
+        version_dir = task.finish(model, inputs, export_dir=export_dir)
+        if quantize and version_dir is not None:
             with phases.phase("quantization", f"{quantize} weights, evaluated and exported"):
-                export_quantized(trainer, task, config.model_name, export_dir, quantize, float_version_dir=version_dir)
+                export_quantized(trainer, task, inputs, export_dir, quantize, float_version_dir=version_dir)
     print(phases.summary())
     return metrics
+
+
+def export_run(run_dir, export_dir) -> pathlib.Path:
+    """Exports a trained run's best checkpoint as `--mode=export` would, on the host in float32
+    (a distillation's teacher); returns the SavedModel's version directory.
+
+    The caller's global precision policy is restored afterwards: the export sets its own.
+    """
+    config = dataclasses.replace(config_lib.load_config(run_dir / "config.yaml"), runtime=config_lib.RuntimeConfig())
+    policy = keras.mixed_precision.global_policy()
+    run(config, mode="export", model_dir=pathlib.Path(run_dir), export_dir=export_dir)
+    keras.mixed_precision.set_global_policy(policy)
+    return latest_version_dir(export_dir / config.model_name)
+
+
+def parameter_counts(model) -> str:
+    """"4,490 of 9,602 parameters trainable (46.8%)": what LoRA (or a frozen encoder) leaves to train."""
+    trainable = sum(int(tf.size(weight)) for weight in model.trainable_weights)
+    total = sum(int(tf.size(weight)) for weight in model.weights)
+    return f"{trainable:,} of {total:,} parameters trainable ({100 * trainable / max(total, 1):.2f}%)"
 
 
 def directory_problem(path) -> str | None:
@@ -313,81 +321,9 @@ def prepare_directory(path, flag, create=True):
                           "name a directory that exists or can be created")
 
 
-def teacher_saved_model(teacher, model_dir) -> pathlib.Path:
-    """--teacher as a SavedModel directory: as given, or a trained run's model_dir, exported once.
-
-    A run's model_dir is exported (best checkpoint) on the host, in float32, into
-    `model_dir/teacher/<teacher model>/<version>`, as `--mode=export` would export it.
-    """
-    saved_model = distillation.find_teacher_saved_model(teacher)
-    if saved_model is not None:
-        return saved_model
-    teacher_dir = pathlib.Path(teacher)
-    if not (teacher_dir / "config.yaml").is_file():
-        raise ConfigError(f"--teacher={teacher} is neither a SavedModel, an export base (<export_dir>/<model>) "
-                          "nor a trained run's --model_dir")
-    teacher_config = dataclasses.replace(config_lib.load_config(teacher_dir / "config.yaml"), runtime=config_lib.RuntimeConfig())
-    export_base = model_dir / "teacher" / teacher_config.model_name
-    if distillation.find_teacher_saved_model(export_base) is None:
-        print(f"Exporting the teacher {teacher_dir} to {export_base}")
-        run(teacher_config, mode="export", model_dir=teacher_dir, export_dir=model_dir / "teacher")
-    return distillation.find_teacher_saved_model(export_base)
-
-
-def export_quantized(trainer, task, model_name, export_dir, quantize, *, float_version_dir):
-    """Quantizes the model's weights to int8 in place, evaluates it and exports `<model>_int8`."""
-    float_metrics = trainer.evaluate(task.eval_input_fn)
-    with trainer.strategy.scope():
-        trainer.model.quantize(quantize)
-    quantized_metrics = trainer.evaluate(task.eval_input_fn)
-    # No TFLite here: the converter has no kernels for Keras' int8 matmuls.
-    version_dir = export_and_try(trainer.model, task, f"{model_name}_{quantize}", export_dir, tflite=False,
-                                 model_dir=trainer.model_dir, metrics=quantized_metrics)
-    print(
-        f"float32: {saved_model_size_bytes(float_version_dir) / 1e6:.2f} MB, "
-        f"accuracy {float_metrics['accuracy']:.4f}; {quantize}: "
-        f"{saved_model_size_bytes(version_dir) / 1e6:.2f} MB, accuracy {quantized_metrics['accuracy']:.4f}"
-    )
-
-
-def format_metrics(metrics):
-    names = ["accuracy", "loss", "precision", "recall", "f1", "auc", "teacher_agreement",
-             "mlm_accuracy", "mlm_loss", "nsp_accuracy", "nsp_loss"]
-    return ", ".join(f"{name}={metrics[name]:.4f}" for name in names if name in metrics)
-
-
-def export_and_try(model, task, model_name, export_dir, tflite=True, *, model_dir, metrics=None):
-    """Exports the SavedModel (with warm-up records from eval inputs and a model card from `model_dir`'s
-    config and metrics, or `metrics`), prints the TF Serving releases that load it, loads it back
-    and prints its answer for a sample input."""
-    version_dir = export_saved_model(
-        model,
-        task.preprocessor,
-        task.serving_input_spec,
-        export_dir=export_dir,
-        model_name=model_name,
-        encoder=getattr(model, "encoder", None),  # BERT: also an `encode` signature (sentence embedding).
-        # TFLite for the CNN (mobile, edge); its builtin kernels need a float32 model.
-        tflite=tflite and task.modality == "image" and keras.mixed_precision.global_policy().name == "float32",
-        warmup_inputs=task.eval_inputs,
-        description=model_card.run_description(model_dir, modality=task.modality, labels=task.class_names,
-                                               num_train_examples=task.num_train_examples, metrics=metrics),
-    )
-    print(f"SavedModel: {version_dir}")
-    print(f"TF Serving: {model_card.serving_summary(model_card.read_manifest(version_dir))}")
-    serving = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    if task.modality == "image":
-        sample, description = task.sample_input, f"the first eval image (label {task.sample_label})"
-    else:
-        sample, description = tf.constant([SAMPLE_TEXT]), repr(SAMPLE_TEXT)
-    if isinstance(task.serving_input_spec, tuple):  # A sentence-pair task: text and text_pair.
-        sample, description = task.sample_input, "the first eval pair"
-    names = [spec.name for spec in tf.nest.flatten(task.serving_input_spec)]
-    probabilities = serving(**dict(zip(names, tf.nest.flatten(sample))))["probabilities"].numpy()[0]
-    class_id = int(probabilities.argmax())
-    name = task.class_names[class_id] if task.class_names else str(class_id)
-    print(f"Exported model's answer for {description}: {name} (p={probabilities[class_id]:.3f})")
-    return version_dir
+def format_metrics(metrics, task):
+    """"accuracy=0.9120, loss=0.2301, ...": the task's eval metrics that `metrics` holds, in its order."""
+    return ", ".join(f"{name}={metrics[name]:.4f}" for name in task.EVAL_METRICS if name in metrics)
 
 
 def predict(model_name, export_dir, texts):

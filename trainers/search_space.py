@@ -17,19 +17,18 @@ declares the fields as `keras_tuner.HyperParameters`.
 """
 
 import dataclasses
-import pathlib
 
 import keras_tuner as kt
 import yaml
 
 import zoo
 from trainers import config as config_lib
-from trainers.objectives import Classification, Distillation, MaskedLMAndNextSentence
+from trainers import tasks
 from zoo.errors import ConfigError, did_you_mean
 
-# The eval metrics that `trainers.run.run` reports for each train.task; the objective is one of
-# them, as `eval/<name>`.
-EVAL_METRICS = {objective.name: objective.EVAL_METRICS for objective in (Classification, Distillation, MaskedLMAndNextSentence)}
+# The eval metrics that `trainers.run.run` reports for each task; the objective is one of them,
+# as `eval/<name>`.
+EVAL_METRICS = {name: task.EVAL_METRICS for name, task in tasks.TASKS.items()}
 DIRECTIONS = ("max", "min")
 KINDS = ("choice", "int", "float")
 SAMPLINGS = ("linear", "log")
@@ -98,10 +97,9 @@ def with_values(config: config_lib.ExperimentConfig, values: dict) -> config_lib
 
 
 def load_search_space(path, base_config: config_lib.ExperimentConfig) -> SearchSpace:
-    """Reads and checks the search space YAML at `path` against the config that trials start from."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--search_space: no such file {str(path)!r}")
+    """Reads and checks the search space YAML at `path` (or a shipped one, `search/transformer`)
+    against the config that trials start from."""
+    path = config_lib.config_file(path, "--search_space")
     try:
         document = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
@@ -114,7 +112,7 @@ def parse_search_space(document, base_config: config_lib.ExperimentConfig) -> Se
     if not isinstance(document, dict) or set(document) != {"objective", "parameters"}:
         keys = sorted(document) if isinstance(document, dict) else document
         raise ConfigError(f"search space: expected the keys objective and parameters, got {keys!r}")
-    metric, direction = _objective(document["objective"], base_config.train.task)
+    metric, direction = _objective(document["objective"], base_config.task.name)
     fields = document["parameters"]
     if not isinstance(fields, dict) or not fields:
         raise ConfigError(f"search space: parameters must map config fields to ranges, got {fields!r}")
@@ -131,7 +129,7 @@ def _objective(objective, task):
     name = str(metric).removeprefix("eval/")
     if not str(metric).startswith("eval/") or name not in names:
         raise ConfigError(f"search space: unknown objective metric {metric!r}{did_you_mean(name, names)}; "
-                          f"train.task={task} reports eval/<name> for: {', '.join(names)}")
+                          f"task.name={task} reports eval/<name> for: {', '.join(names)}")
     if direction not in DIRECTIONS:
         raise ConfigError(f"search space: objective direction must be max or min, got {direction!r}")
     return metric, direction

@@ -22,7 +22,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainers.objectives import Classification
 from zoo.atomic import write_json_atomically
 from zoo.errors import ConfigError
 
@@ -63,13 +62,14 @@ class Trainer:
         whole_step_in_xla: bool. With `jit_compile`, compile the whole step wherever the strategy
             allows (see `jit_compile`); False keeps the update outside XLA on one device too, as
             `benchmarks.bert_step_variants` times both.
-        objective: a `trainers.objectives` objective (default: `Classification()`).
+        objective: the task's loss and metrics, e.g. `trainers.tasks.classification.Classification()`.
     """
 
     def __init__(
         self,
         *,
         strategy,
+        objective,
         model,
         optimizer,
         model_dir,
@@ -77,14 +77,13 @@ class Trainer:
         jit_compile=False,
         whole_step_in_xla=True,
         checkpoint_every_steps=None,
-        objective=None,
     ):
         self.strategy = strategy
         self.model = model
         self.optimizer = optimizer
         self.model_dir = pathlib.Path(model_dir)
         self.steps_per_loop = steps_per_loop
-        self.objective = objective or Classification()
+        self.objective = objective
         self.examples_trained = 0
         with strategy.scope():
             # The default strategy is no "current strategy" even in its own scope.

@@ -1,4 +1,4 @@
-"""Hyper-parameter search: `python -m trainers.tune --model=transformer --search_space=configs/search/transformer.yaml`.
+"""Hyper-parameter search: `python -m trainers.tune --model=transformer --search_space=trainers/configs/search/transformer.yaml`.
 
 Each trial is one run of our trainer (`trainers.run.run`: train, evaluate after each epoch, no
 export) of the base config, resolved from the same flags as `python -m trainers.run`, with the
@@ -44,7 +44,7 @@ from zoo.errors import ConfigError  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("search_space", None, "YAML of the objective and the config fields to search, "
-                    "e.g. configs/search/transformer.yaml.")
+                    "e.g. trainers/configs/search/transformer.yaml.")
 flags.DEFINE_integer("max_trials", 10, "Trials in all, those of a resumed search included (hyperband: at most "
                      "this many; its brackets decide).")
 flags.DEFINE_string("tuner", "random", "KerasTuner's oracle: random | bayesian (Gaussian process) | hyperband "
@@ -254,7 +254,7 @@ def main(argv):
     try:
         base_config = run.resolve_config()
         if not FLAGS.search_space:
-            raise ConfigError("--search_space is required, e.g. --search_space=configs/search/transformer.yaml")
+            raise ConfigError("--search_space is required, e.g. --search_space=trainers/configs/search/transformer.yaml")
         space = search_space_lib.load_search_space(FLAGS.search_space, base_config)
         oracle = create_oracle(FLAGS.tuner, space, base_config, FLAGS.max_trials)
         model_dir = pathlib.Path(FLAGS.model_dir or f"runs/tune_{base_config.model_name}")

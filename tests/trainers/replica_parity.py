@@ -16,7 +16,8 @@ import tensorflow as tf
 
 import zoo
 from trainers.config import config_from_dict
-from trainers.experiment import create_optimizer
+from trainers.optimization import create_optimizer
+from trainers.tasks.classification import Classification
 from trainers.strategy import split_cpu
 from trainers.trainer import Trainer
 
@@ -61,7 +62,7 @@ def train(name, strategy, initial_weights):
             model.set_weights(initial_weights)
         optimizer = create_optimizer(config, model, total_steps=STEPS)
     model_dir = pathlib.Path(tempfile.mkdtemp())
-    trainer = Trainer(strategy=strategy, model=model, optimizer=optimizer, model_dir=model_dir, steps_per_loop=1)
+    trainer = Trainer(strategy=strategy, objective=Classification(), model=model, optimizer=optimizer, model_dir=model_dir, steps_per_loop=1)
     trainer.train(input_fn, epochs=1, steps_per_epoch=STEPS)
     return model.get_weights(), losses_from_events(model_dir)
 

@@ -6,7 +6,7 @@ import zoo
 from trainers import config as config_lib
 from zoo.errors import ConfigError
 
-# configs/search/ holds the search spaces of trainers.tune (tests/trainers/test_search_space.py).
+# trainers/configs/search/ holds the search spaces of trainers.tune (tests/trainers/test_search_space.py).
 SHIPPED_CONFIGS = sorted(path for path in config_lib.CONFIGS_DIR.glob("*/*.yaml") if path.parent.name != "search")
 
 
@@ -104,3 +104,67 @@ def test_params_override_sets_nested_fields_with_yaml_types():
 def test_malformed_params_override_is_a_config_error(override, message):
     with pytest.raises(ConfigError, match=message):
         config_lib.apply_overrides(_values(), override)
+
+
+def test_task_section_is_the_named_tasks_typed_config():
+    config = config_lib.config_from_dict(
+        _values(model={"name": "gru"}, data={"dataset": "zoo_sentiment"},
+                task={"name": "distill", "teacher": "exports/bert", "alpha": 1})
+    )
+    assert type(config.task).__name__ == "DistillationConfig"
+    assert (config.task.teacher, config.task.alpha, config.task.temperature) == ("exports/bert", 1.0, 2.0)
+    assert config_lib.config_from_dict(_values()).task.name == "classify"  # No task section: classify.
+
+
+@pytest.mark.parametrize(
+    "task, message",
+    [
+        ({"name": "clasify"}, "task.name must be one of classify, distill, pretrain, got 'clasify' (did you mean classify?)"),
+        ({"teacher": "x"}, "task.teacher is a field of --task=distill, not of --task=classify"),
+        ({"name": "pretrain", "lora_rank": 2}, "task.lora_rank is a field of --task=classify or distill, not of --task=pretrain"),
+        ({"name": "distill", "teacher": "x", "temperature": 0}, "task.temperature must be > 0, got 0.0"),
+        ({"name": "classify", "lora_rank": "two"}, "task.lora_rank must be int or null, got 'two'"),
+        ({"name": "pretrain"}, "--task=pretrain trains BERT's masked LM and next sentence prediction; --model=cnn"),
+    ],
+)
+def test_task_mistakes_name_the_field_and_the_task(task, message):
+    with pytest.raises(ConfigError) as error:
+        config_lib.config_from_dict(_values(task=task))
+    assert message in str(error.value)
+
+
+def test_another_tasks_field_left_at_its_default_is_dropped():
+    # A classify config (lora_rank: null) rerun with --task=pretrain: nothing to complain about.
+    values = config_lib.config_from_dict(_values(model={"name": "bert"}, data={"dataset": "zoo_reviews"})).to_dict()
+    values["task"]["name"] = "pretrain"
+    assert config_lib.config_from_dict(values).task == config_lib.tasks.TASKS["pretrain"].Config()
+
+
+def test_configs_written_before_the_task_section_load_into_it():
+    legacy = _values(model={"name": "bert"}, data={"dataset": "zoo_reviews", "max_predictions": 5},
+                     train={"task": "pretrain", "epochs": 2})
+    config = config_lib.config_from_dict(legacy)
+    assert (config.task.name, config.task.max_predictions, config.train.epochs) == ("pretrain", 5, 2)
+    override = config_lib.apply_overrides(_values(model={"name": "bert"}), "train.lora_rank=4")
+    assert config_lib.config_from_dict(override).task.lora_rank == 4
+
+
+def test_resuming_needs_the_same_task_and_resume_fields(tmp_path):
+    config = config_lib.config_from_dict(_values(model={"name": "bert"}, data={"dataset": "zoo_sentiment"}))
+    config_lib.save_config(config, tmp_path / "config.yaml")
+    config_lib.check_resumable(config, tmp_path)
+    lora = config_lib.config_from_dict({**config.to_dict(), "task": {"lora_rank": 2}})
+    with pytest.raises(ConfigError, match=r"task\.lora_rank=None, not 2; use a new --model_dir"):
+        config_lib.check_resumable(lora, tmp_path)
+    pretrain = config_lib.config_from_dict({**config.to_dict(), "task": {"name": "pretrain"}})
+    with pytest.raises(ConfigError, match=r"task\.name='classify', not 'pretrain'"):
+        config_lib.check_resumable(pretrain, tmp_path)
+
+
+def test_shipped_configs_are_found_by_name_inside_the_package():
+    assert config_lib.config_file("bert/sst2_local") == config_lib.CONFIGS_DIR / "bert" / "sst2_local.yaml"
+    assert config_lib.config_file("search/transformer.yaml").parent.name == "search"
+    with pytest.raises(ConfigError, match=r"--config: no such file 'bert/sst3', nor a shipped config; shipped: .*bert/sst2_local"):
+        config_lib.config_file("bert/sst3")
+    assert config_lib.default_config_path("bert_mini", "sst2_local", task="pretrain").name == "pretrain.yaml"
+    assert config_lib.default_config_path("gru", "sst2_local", task="pretrain").name == "sst2_local.yaml"

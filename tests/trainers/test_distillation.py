@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from trainers import distillation
+from trainers.tasks import distillation
 
 
 def test_teacher_is_a_saved_model_or_the_latest_version_of_an_export_base(tmp_path):

@@ -11,7 +11,8 @@ import tensorflow as tf
 
 import zoo
 from trainers.config import config_from_dict
-from trainers.experiment import create_optimizer
+from trainers.optimization import create_optimizer
+from trainers.tasks.classification import Classification
 from trainers.trainer import Trainer
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -51,7 +52,7 @@ def _trainer(name, jit_compile, model_dir, weights=None):
         model.set_weights(weights)
     optimizer = create_optimizer(config, model, total_steps=4)
     strategy = tf.distribute.get_strategy()
-    return Trainer(strategy=strategy, model=model, optimizer=optimizer, model_dir=model_dir, steps_per_loop=1,
+    return Trainer(strategy=strategy, objective=Classification(), model=model, optimizer=optimizer, model_dir=model_dir, steps_per_loop=1,
                    jit_compile=jit_compile)
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from trainers.objectives import classification_metrics
+from trainers.tasks.classification import classification_metrics
 
 
 def test_binary_metrics_match_hand_computed_values():

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainers.objectives import Classification, Distillation, MaskedLMAndNextSentence
+from trainers.tasks.classification import Classification
+from trainers.tasks.distillation import Distillation
+from trainers.tasks.pretraining import MaskedLMAndNextSentence
 
 
 def _softmax_cross_entropy(logits, label):

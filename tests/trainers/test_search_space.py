@@ -61,10 +61,10 @@ def test_with_values_sets_fields_of_every_section(base_config):
     "parameters, message",
     [
         ({"train.lerning_rate": {"float": [0.1, 0.2]}},
-         "unknown config field train.lerning_rate (did you mean learning_rate?); train accepts: task,"),
+         "unknown config field train.lerning_rate (did you mean learning_rate?); train accepts: epochs,"),
         ({"model.hiden_dim": {"choice": [32, 64]}},
          "unknown config field model.hiden_dim (did you mean hidden_dim?); model transformer accepts: vocabulary"),
-        ({"optimizer.beta": {"float": [0.1, 0.2]}}, "section one of model, data, train, runtime, got 'optimizer.beta'"),
+        ({"optimizer.beta": {"float": [0.1, 0.2]}}, "section one of model, task, data, train, runtime, got 'optimizer.beta'"),
         ({"train.learning_rate": {"float": [0.01, 0.001]}}, "train.learning_rate: float range needs low < high"),
         ({"train.learning_rate": {"float": [0.0, 0.01], "sampling": "log"}}, "log sampling needs low > 0"),
         ({"train.learning_rate": {"float": [0.001, 0.01], "sampling": "exp"}}, "sampling must be linear or log"),
@@ -99,7 +99,7 @@ def test_mistakes_are_one_line_errors_naming_the_field(base_config, parameters, 
     "objective, message",
     [
         ({"metric": "eval/acuracy", "direction": "max"},
-         "unknown objective metric 'eval/acuracy' (did you mean accuracy, auc?); train.task=classify reports "
+         "unknown objective metric 'eval/acuracy' (did you mean accuracy, auc?); task.name=classify reports "
          "eval/<name> for: accuracy, loss, precision, recall, f1, auc"),
         ({"metric": "accuracy", "direction": "max"}, "unknown objective metric 'accuracy'"),
         ({"metric": "eval/mlm_accuracy", "direction": "max"}, "unknown objective metric 'eval/mlm_accuracy'"),

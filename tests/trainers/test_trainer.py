@@ -8,7 +8,8 @@ import tensorflow as tf
 import zoo
 from trainers.trainer import Trainer, TrainingDivergedError, checkpointable_weights, densify
 from trainers.config import config_from_dict
-from trainers.experiment import create_optimizer
+from trainers.optimization import create_optimizer
+from trainers.tasks.classification import Classification
 from zoo.data.pipeline import PADDING_LABEL
 
 BERT = dict(vocabulary_size=40, hidden_dim=32, num_heads=2, intermediate_dim=64, max_sequence_length=16)
@@ -38,7 +39,7 @@ def _trainer(model_dir, learning_rate=3e-3, steps=12):
     model(_bert_batch(2)[0])
     optimizer = create_optimizer(config, model, total_steps=steps)
     strategy = tf.distribute.get_strategy()
-    return Trainer(strategy=strategy, model=model, optimizer=optimizer, model_dir=model_dir, steps_per_loop=4)
+    return Trainer(strategy=strategy, objective=Classification(), model=model, optimizer=optimizer, model_dir=model_dir, steps_per_loop=4)
 
 
 def test_checkpointable_weights_cover_layers_kept_in_lists(tmp_path):

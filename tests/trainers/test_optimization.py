@@ -5,7 +5,7 @@ import pytest
 
 import zoo
 from trainers.config import config_from_dict
-from trainers.experiment import create_optimizer
+from trainers.optimization import create_optimizer
 
 
 def _optimizer(decay, total_steps=100, warmup_fraction=0.1, mixed_precision="float32"):
