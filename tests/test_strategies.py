@@ -1,7 +1,7 @@
 """Every model family x every strategy that runs here, through the CLI, on the family's shipped config.
 
 What users type is what is tested: `python -m trainers.run --model=NAME --strategy=...` on
-`configs/NAME/offline.yaml` as shipped (length buckets on), 4 steps per `tf.function` loop, so
+`trainers/configs/NAME/offline.yaml` as shipped (length buckets on), 4 steps per `tf.function` loop, so
 that batches of several buckets meet inside one loop. Only the run's length is cut, and its randomness
 (dropout, augmentation) is switched off so that the strategies' loss curves can be compared step
 by step; `test_mirrored_run_with_dropout` keeps it on.
