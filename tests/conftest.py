@@ -14,22 +14,24 @@ import pytest
 TESTS = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
 
-# Modules whose every test runs the trainer CLI or exports and serves in fresh processes.
-SLOW_MODULES = {
+# Modules whose every test runs the trainer CLI or exports and serves in fresh processes, slowest
+# first: the full suite starts them first (pytest-xdist hands whole modules to workers in
+# collection order, `--no-loadscope-reorder`), so that no long module is left to run alone at the end.
+SLOW_MODULES = [
+    "test_strategies.py",
+    "test_run.py",
     "test_accuracy_real.py",
     "test_bert_workflow.py",
     "test_distill.py",
+    "test_tune.py",
     "test_notebook.py",
-    "test_run.py",
     "test_run_files.py",
     "test_serving.py",
     "test_serving_bundle.py",
-    "test_serving_compatibility.py",
-    "test_strategies.py",
-    "test_tune.py",
     "trainers/test_distributed.py",
     "trainers/test_resume.py",
-}
+    "test_serving_compatibility.py",
+]
 # Single tests of otherwise fast modules that train for many steps or export a SavedModel.
 SLOW_TESTS = {
     "data/test_buckets.py::test_buckets_give_the_same_logits_and_losses_as_fixed_padding",
@@ -51,6 +53,12 @@ def pytest_collection_modifyitems(items):
         module = item.path.relative_to(TESTS).as_posix()
         if module in SLOW_MODULES or f"{module}::{item.originalname}" in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+
+    def start_order(item):  # The slow modules in SLOW_MODULES' order, then the rest as collected.
+        module = item.path.relative_to(TESTS).as_posix()
+        return SLOW_MODULES.index(module) if module in SLOW_MODULES else len(SLOW_MODULES)
+
+    items.sort(key=start_order)
 
 
 @pytest.fixture(scope="module")

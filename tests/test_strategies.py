@@ -30,9 +30,14 @@ from trainers.strategy import loopback_tf_configs
 
 from cli_runs import REPO, keras_probabilities, losses_from_events, run_trainer, serve_in_fresh_process
 
-FAMILIES = sorted(path.parent.name for path in (REPO / "configs").glob("*/offline.yaml"))
+FAMILIES = sorted(path.parent.name for path in config_lib.CONFIGS_DIR.glob("*/offline.yaml"))
 EPOCH_STEPS = 12  # 3 loops of 4 steps at the shipped steps_per_loop below.
 HOSTILE_TEXTS = ["", "   ", "\u2603\u2603 \u2603", "\t\n", "I love this movie!", "not bad at all " * 40]
+
+
+def test_every_model_family_is_covered():
+    """Each registered model runs on a family's shipped config, and each family is tested here."""
+    assert FAMILIES and set(FAMILIES) == {config_lib.default_config_path(name).parent.name for name in zoo.list_models()}
 
 
 def _no_randomness(family):
