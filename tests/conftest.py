@@ -31,6 +31,7 @@ SLOW_MODULES = [
     "trainers/test_distributed.py",
     "trainers/test_resume.py",
     "test_serving_compatibility.py",
+    "test_packaging.py",
 ]
 # Single tests of otherwise fast modules that train for many steps or export a SavedModel.
 SLOW_TESTS = {
