@@ -63,6 +63,9 @@ class TrainConfig:
     # train_and_eval: after the last epoch, go back to the weights of the best evaluation
     # (model_dir/best) for the final metrics and the export, as Keras' restore_best_weights.
     restore_best: bool = False
+    # Stop training after this many hours (a checkpoint there; evaluation and export follow, and
+    # the same command resumes with a new budget). None: no budget.
+    train_hours: float | None = None
     seed: int = 0
 
 
@@ -223,6 +226,8 @@ def validate(config: ExperimentConfig):
             f"runtime.mixed_precision must be one of {', '.join(MIXED_PRECISION_POLICIES)}, "
             f"got {config.runtime.mixed_precision!r}"
         )
+    if config.train.train_hours is not None and config.train.train_hours <= 0:
+        raise ConfigError(f"train.train_hours must be > 0, got {config.train.train_hours}")
     if config.train.clipnorm is not None and config.train.clipnorm <= 0:
         raise ConfigError(f"train.clipnorm must be > 0, got {config.train.clipnorm}")
     if config.runtime.cpu_devices is not None and config.runtime.cpu_devices <= 0:

@@ -86,6 +86,8 @@ flags.DEFINE_integer("sequence_length", None, "Overrides data.sequence_length (t
 flags.DEFINE_integer("checkpoint_every_steps", None, "Overrides train.checkpoint_every_steps.")
 flags.DEFINE_float("clipnorm", None, "Overrides train.clipnorm (global gradient norm clipping).")
 flags.DEFINE_bool("jit_compile", None, "Overrides train.jit_compile (XLA for each replica's step).")
+flags.DEFINE_float("train_hours", None, "Overrides train.train_hours: a time budget for training; at the first "
+                   "loop end past it the run checkpoints, evaluates and exports (rerun to resume).")
 flags.DEFINE_bool("restore_best", None, "Overrides train.restore_best: after train_and_eval's last epoch, "
                   "evaluate and export the weights of the best evaluation instead of the last.")
 flags.DEFINE_string("strategy", None, "Overrides runtime.strategy: default | one_device | mirrored | multi_worker | tpu.")
@@ -125,6 +127,7 @@ _FLAG_OVERRIDES = {  # flag -> (config section, field)
     "clipnorm": ("train", "clipnorm"),
     "jit_compile": ("train", "jit_compile"),
     "restore_best": ("train", "restore_best"),
+    "train_hours": ("train", "train_hours"),
     "strategy": ("runtime", "strategy"),
     "cpu_devices": ("runtime", "cpu_devices"),
     "tpu": ("runtime", "tpu"),
@@ -241,6 +244,7 @@ def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
                 epochs=config.train.epochs,
                 steps_per_epoch=steps_per_epoch,
                 after_epoch=evaluate_and_keep_best if mode == "train_and_eval" else None,
+                time_budget_seconds=config.train.train_hours and config.train.train_hours * 3600,
             )
         steps, train_seconds = int(trainer.global_step.numpy()) - first_step, max(training.seconds, 1e-9)
         print(f"Trained to step {first_step + steps} in {training.wall_seconds:.1f} s; epoch time "

@@ -17,6 +17,7 @@ import functools
 import json
 import math
 import pathlib
+import time
 
 import keras
 import numpy as np
@@ -85,6 +86,7 @@ class Trainer:
         self.steps_per_loop = steps_per_loop
         self.objective = objective
         self.examples_trained = 0
+        self.budget_reached = False  # Whether the last `train` stopped at its time budget.
         with strategy.scope():
             # The default strategy is no "current strategy" even in its own scope.
             one_device = isinstance(strategy, tf.distribute.OneDeviceStrategy) or not tf.distribute.has_strategy()
@@ -198,7 +200,7 @@ class Trainer:
         """
         return self._train_loop(iterator, tf.convert_to_tensor(num_steps, tf.int32))
 
-    def train(self, train_input_fn, *, epochs, steps_per_epoch, after_epoch=None):
+    def train(self, train_input_fn, *, epochs, steps_per_epoch, after_epoch=None, time_budget_seconds=None):
         """Trains until `epochs * steps_per_epoch` steps, resuming from the latest checkpoint.
 
         Args:
@@ -206,6 +208,9 @@ class Trainer:
             epochs: int.
             steps_per_epoch: int.
             after_epoch: optional `fn(epoch)` called after each epoch's checkpoint (e.g. evaluate).
+            time_budget_seconds: optional float. Stop at the first loop end past this many seconds
+                of this call, with a checkpoint there (`budget_reached` is then True); a later
+                call resumes from it. Every worker stops at the same step (`_past_deadline`).
 
         Returns:
             The objective's training metrics (RATIOS) over the last epoch (dict). The examples this
@@ -228,13 +233,15 @@ class Trainer:
         total_steps = epochs * steps_per_epoch
         epoch_metrics = {}
         self.examples_trained = 0
-        while (step := int(self.global_step.numpy())) < total_steps:
+        self.budget_reached = False
+        deadline = None if time_budget_seconds is None else time.monotonic() + time_budget_seconds
+        while (step := int(self.global_step.numpy())) < total_steps and not self.budget_reached:
             epoch = step // steps_per_epoch
             print(f"Epoch {epoch + 1}/{epochs}")
             progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=list(self.objective.RATIOS))
             epoch_end = (epoch + 1) * steps_per_epoch
             epoch_sums = {name: 0.0 for name in self.objective.SUMS}
-            while step < epoch_end:
+            while step < epoch_end and not self.budget_reached:
                 num_steps = min(self.steps_per_loop, epoch_end - step)
                 sums = {key: float(value) for key, value in train_loop(iterator, tf.constant(num_steps)).items()}
                 if not math.isfinite(sums["loss_sum"]):
@@ -253,10 +260,24 @@ class Trainer:
                     tf.summary.scalar("learning_rate", float(self.optimizer.learning_rate))
                 if manager.checkpoint_interval and step < epoch_end:
                     manager.save(checkpoint_number=self.global_step, check_interval=True)
+                self.budget_reached = deadline is not None and self._past_deadline(deadline)
             manager.save(checkpoint_number=self.global_step, check_interval=False)
-            if after_epoch is not None:
+            if self.budget_reached:
+                print(f"\nTime budget of {time_budget_seconds / 3600:g} h reached at step {step} of {total_steps}; "
+                      f"{manager.latest_checkpoint} resumes it")
+            elif after_epoch is not None:
                 after_epoch(epoch)
         return epoch_metrics
+
+    def _past_deadline(self, deadline) -> bool:
+        """Whether `time.monotonic()` has passed `deadline` on any worker: clocks differ between
+        workers, so under MultiWorkerMirroredStrategy they agree by a MAX all-reduce, and all stop
+        at the same step (else one would wait forever in the next step's collectives)."""
+        past = time.monotonic() > deadline
+        if not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return past
+        votes = self.strategy.run(lambda: tf.constant(float(past)))
+        return bool(self.strategy.reduce(tf.distribute.ReduceOp.MAX, votes, axis=None) > 0)
 
     def _ratios(self, sums):
         return {metric: sums[top] / max(sums[bottom], 1.0) for metric, (top, bottom) in self.objective.RATIOS.items()}

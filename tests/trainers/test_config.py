@@ -168,3 +168,9 @@ def test_shipped_configs_are_found_by_name_inside_the_package():
         config_lib.config_file("bert/sst3")
     assert config_lib.default_config_path("bert_mini", "sst2_local", task="pretrain").name == "pretrain.yaml"
     assert config_lib.default_config_path("gru", "sst2_local", task="pretrain").name == "sst2_local.yaml"
+
+
+def test_a_time_budget_must_be_positive_hours():
+    assert config_lib.config_from_dict(_values(train={"train_hours": 2})).train.train_hours == 2.0
+    with pytest.raises(ConfigError, match=r"train\.train_hours must be > 0, got 0.0"):
+        config_lib.config_from_dict(_values(train={"train_hours": 0}))

@@ -118,3 +118,18 @@ def test_densified_embedding_gradients_take_adams_step_for_repeated_tokens():
     assert not np.allclose(trained(lambda gradient: gradient), expected, rtol=1e-2)  # Why densify exists.
     dense = tf.ones([2, 1])
     assert densify(dense) is dense
+
+
+def test_a_time_budget_stops_at_a_loop_end_with_a_checkpoint_and_a_rerun_finishes(tmp_path, capsys):
+    evaluated = []
+    trainer = _trainer(tmp_path)
+    trainer.train(_input_fn(repeat=True), epochs=3, steps_per_epoch=8, after_epoch=evaluated.append,
+                  time_budget_seconds=0.0)
+    assert trainer.budget_reached and int(trainer.global_step.numpy()) == 4  # One loop of 4 steps.
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4") and evaluated == []
+    assert "Time budget of 0 h reached at step 4 of 24" in capsys.readouterr().out
+
+    resumed = _trainer(tmp_path)
+    resumed.train(_input_fn(repeat=True), epochs=3, steps_per_epoch=8, after_epoch=evaluated.append,
+                  time_budget_seconds=3600.0)
+    assert not resumed.budget_reached and int(resumed.global_step.numpy()) == 24 and evaluated == [0, 1, 2]
