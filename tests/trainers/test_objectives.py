@@ -19,9 +19,9 @@ def test_masked_lm_and_nsp_loss_and_metrics_match_a_hand_computation():
     outputs = {"mlm_logits": rng.normal(size=[3, 2, 5]).astype(np.float32),
                "nsp_logits": rng.normal(size=[3, 2]).astype(np.float32)}
     labels = {
-        "mask_ids": np.array([[1, 4], [2, 0], [3, 3]], np.int32),
-        "mask_weights": np.array([[1, 1], [1, 0], [1, 1]], np.float32),
-        "next_sentence_label": np.array([1, 0, -1], np.int32),  # The third row is filler.
+        "mask_ids": np.array([[1, 4], [2, 0], [-1, -1]], np.int32),
+        "mask_weights": np.array([[1, 1], [1, 0], [-1, -1]], np.float32),
+        "next_sentence_label": np.array([1, 0, -1], np.int32),  # The third row is filler: every label -1.
     }
     objective = MaskedLMAndNextSentence()
     loss = objective.per_example_loss(labels, outputs).numpy()
@@ -41,6 +41,19 @@ def test_masked_lm_and_nsp_loss_and_metrics_match_a_hand_computation():
     assert metrics["mlm_accuracy"] == pytest.approx(np.mean(mlm_hits))
     assert metrics["nsp_accuracy"] == pytest.approx(np.mean(nsp_hits))
     assert metrics["loss"] == pytest.approx(np.sum(expected) / 2, rel=1e-5)
+
+    # Without next sentence prediction (RoBERTa): the masked LM's loss alone, no NSP label or metric.
+    masked_lm = MaskedLMAndNextSentence(next_sentence_prediction=False)
+    mlm_labels = {key: value for key, value in labels.items() if key != "next_sentence_label"}
+    mlm_loss = masked_lm.per_example_loss(mlm_labels, outputs).numpy()
+    np.testing.assert_allclose(mlm_loss, [
+        np.mean([_softmax_cross_entropy(outputs["mlm_logits"][0, p], labels["mask_ids"][0, p]) for p in (0, 1)]),
+        _softmax_cross_entropy(outputs["mlm_logits"][1, 0], 2), 0.0], rtol=1e-5, atol=1e-6)
+    sums = masked_lm.step_sums(mlm_labels, outputs, masked_lm.per_example_loss(mlm_labels, outputs))
+    assert set(sums) == set(masked_lm.SUMS) and not any("nsp" in name for name in [*sums, *masked_lm.RATIOS])
+    mlm_metrics = masked_lm.eval_metrics({key: value.numpy() for key, value in masked_lm.eval_values(mlm_labels, outputs).items()})
+    assert set(mlm_metrics) == {"loss", "mlm_loss", "mlm_accuracy", "num_examples"}
+    assert (mlm_metrics["mlm_accuracy"], mlm_metrics["num_examples"]) == (metrics["mlm_accuracy"], 2)
 
 
 def test_classification_ignores_filler_rows_in_sums():

@@ -1,8 +1,9 @@
 """`--task=pretrain`: BERT's masked LM + next sentence prediction on a corpus of documents.
 
-Devlin et al. 2018, section 3.1. The corpus is a tfds text dataset (`data.dataset`) or the user's
-text files (`data.train_files`: a sentence or paragraph a line, blank lines between documents);
-`zoo.data.pretraining` makes its sentence pairs and masks them. The run's output is its
+Devlin et al. 2018, section 3.1, with the options later work added (`PretrainingConfig`: no NSP,
+packing, whole word masking, short sequences first). The corpus is a tfds text dataset
+(`data.dataset`) or the user's text files (`data.train_files`: a sentence or paragraph a line,
+blank lines between documents); `zoo.data.pretraining` makes its examples and masks them. The run's output is its
 `model_dir`: `--task=classify --init_checkpoint=<model_dir>` fine-tunes its encoder.
 """
 
@@ -23,15 +24,40 @@ from zoo.errors import ConfigError
 from zoo.export import serving_input_spec
 from zoo.models.bert import BertPretrainer
 
+# [CLS] A [SEP] B [SEP] with a token of A and B at least, and a little more.
+MIN_SEQUENCE_LENGTH = 8
+
 
 @dataclasses.dataclass
 class PretrainingConfig(TaskConfig):
-    """pretrain's fields: which tokens the masked LM predicts, and an optional starting preset."""
+    """pretrain's fields: the objectives, how examples fill the sequences, which tokens the masked LM
+    predicts, and an optional starting preset.
+
+    Training draws new masks at every pass over the data (dynamic masking); evaluation scores the
+    same masked tokens every time. Defaults are BERT's original recipe; RoBERTa's (Liu et al. 2019)
+    is `nsp: false, packing: true`, with `whole_word_masking: true` as BERT's 2019 models.
+
+    `packing` is off by default: on, it changes what an example and an epoch are (fewer, fuller
+    examples), so a config's step counts and metrics would silently mean something else. Turn it
+    on for a new run: on zoo_reviews a packed sequence fills its 64 tokens, where a sentence pair
+    fills about 40% of them.
+
+    `short_sequence_fraction` is BERT's schedule (appendix A.2: 90% of the steps at 128 tokens,
+    then 512): the first fraction of the run's steps reads batches of `short_sequence_length`
+    tokens (a quarter of the full length by default, and less than a quarter of its cost); the rest
+    read full sequences. Evaluation is always at full length. The batches' sequence dimension is then unknown to the
+    model (TPUs compile each length once).
+    """
 
     name: str = "pretrain"
     preset: str | None = None  # A keras-hub preset to continue pretraining (sizes, weights, vocabulary).
     mask_rate: float = 0.15  # Share of the real tokens chosen for the masked LM to predict.
     max_predictions: int = 20  # Masked tokens predicted per sequence, at most.
+    nsp: bool = True  # Next sentence prediction (pairs A, B); false: one segment, the masked LM alone.
+    packing: bool = False  # Fill each sequence with consecutive sentences (see above).
+    whole_word_masking: bool = False  # Mask a word's WordPieces ("##" continuations) together.
+    short_sequence_fraction: float = 0.0  # Share of the train steps at short_sequence_length first.
+    short_sequence_length: int | None = None  # None: data.sequence_length // 4.
     RESUME_FIELDS = ("preset",)
 
     def validate(self, model_spec):
@@ -42,6 +68,24 @@ class PretrainingConfig(TaskConfig):
             raise ConfigError(f"task.mask_rate must be in (0, 1), got {self.mask_rate}")
         if self.max_predictions <= 0:
             raise ConfigError(f"task.max_predictions must be a positive integer, got {self.max_predictions}")
+        if not 0 <= self.short_sequence_fraction < 1:
+            raise ConfigError(f"task.short_sequence_fraction must be in [0, 1), got {self.short_sequence_fraction}")
+        if self.short_sequence_length is not None and self.short_sequence_length < MIN_SEQUENCE_LENGTH:
+            raise ConfigError(f"task.short_sequence_length must be an integer >= {MIN_SEQUENCE_LENGTH} "
+                              f"(or null: data.sequence_length // 4), got {self.short_sequence_length}")
+
+    def short_length(self, sequence_length) -> int:
+        """The short phase's sequence length, for a run of `sequence_length`.
+
+        Raises:
+            ConfigError: it is not shorter than `sequence_length`, or too short to hold a pair.
+        """
+        length = self.short_sequence_length or sequence_length // 4
+        if not MIN_SEQUENCE_LENGTH <= length < sequence_length:
+            raise ConfigError(f"task.short_sequence_length must be in [{MIN_SEQUENCE_LENGTH}, data.sequence_length="
+                              f"{sequence_length}), got {length}" + ("" if self.short_sequence_length else
+                              " (data.sequence_length // 4; set task.short_sequence_length)"))
+        return length
 
 
 class MaskedLMAndNextSentence:
@@ -53,47 +97,63 @@ class MaskedLMAndNextSentence:
     Outputs: {"mlm_logits": [batch, predictions, vocabulary], "nsp_logits": [batch, 2]}.
 
     An example's loss is its mean cross-entropy over its masked tokens plus its NSP
-    cross-entropy; metrics are per masked token (MLM) and per example (NSP).
+    cross-entropy; metrics are per masked token (MLM) and per example (NSP). Filler rows (every
+    label -1) count for nothing.
+
+    Args:
+        next_sentence_prediction: bool. False (RoBERTa): the masked LM alone; the labels hold no
+            "next_sentence_label", the model's "nsp_logits" are ignored and no NSP metric exists.
     """
 
     EVAL_METRICS = ("loss", "mlm_accuracy", "mlm_loss", "nsp_accuracy", "nsp_loss")
-    SUMS = ("loss_sum", "count", "mlm_loss_sum", "mlm_correct", "mlm_count", "nsp_loss_sum", "nsp_correct")
-    RATIOS = {
-        "loss": ("loss_sum", "count"),
-        "mlm_loss": ("mlm_loss_sum", "mlm_count"),
-        "mlm_accuracy": ("mlm_correct", "mlm_count"),
-        "nsp_loss": ("nsp_loss_sum", "count"),
-        "nsp_accuracy": ("nsp_correct", "count"),
-    }
     best_metric = "mlm_accuracy"
 
+    def __init__(self, next_sentence_prediction=True):
+        self.next_sentence_prediction = next_sentence_prediction
+        self.SUMS = ("loss_sum", "count", "mlm_loss_sum", "mlm_correct", "mlm_count")
+        self.RATIOS = {
+            "loss": ("loss_sum", "count"),
+            "mlm_loss": ("mlm_loss_sum", "mlm_count"),
+            "mlm_accuracy": ("mlm_correct", "mlm_count"),
+        }
+        if next_sentence_prediction:
+            self.SUMS += ("nsp_loss_sum", "nsp_correct")
+            self.RATIOS.update(nsp_loss=("nsp_loss_sum", "count"), nsp_accuracy=("nsp_correct", "count"))
+
     def _token_losses(self, labels, outputs):
-        """Masked-token cross-entropies and weights [batch, predictions], NSP cross-entropy [batch]."""
-        nsp_labels = labels["next_sentence_label"]
-        real = tf.cast(nsp_labels != PADDING_LABEL, tf.float32)  # Filler rows: every label is -1.
+        """Masked-token cross-entropies and weights [batch, predictions], and real rows [batch]."""
+        real = tf.cast(labels["mask_ids"][:, 0] != PADDING_LABEL, tf.float32)  # Filler rows: every label is -1.
         weights = tf.cast(labels["mask_weights"], tf.float32) * real[:, tf.newaxis]
         mlm = cross_entropy(tf.maximum(labels["mask_ids"], 0), outputs["mlm_logits"]) * weights
-        nsp = cross_entropy(tf.maximum(nsp_labels, 0), outputs["nsp_logits"]) * real
-        return mlm, weights, nsp, real
+        return mlm, weights, real
+
+    def _next_sentence_losses(self, labels, outputs, real):
+        """NSP cross-entropy [batch]."""
+        return cross_entropy(tf.maximum(labels["next_sentence_label"], 0), outputs["nsp_logits"]) * real
 
     def per_example_loss(self, labels, outputs):
-        mlm, weights, nsp, _ = self._token_losses(labels, outputs)
-        return tf.reduce_sum(mlm, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0) + nsp
+        mlm, weights, real = self._token_losses(labels, outputs)
+        loss = tf.reduce_sum(mlm, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
+        if self.next_sentence_prediction:
+            loss += self._next_sentence_losses(labels, outputs, real)
+        return loss
 
     def _example_values(self, labels, outputs, per_example_loss):
         """The SUMS, one value per example [batch], before summing."""
-        mlm, weights, nsp, real = self._token_losses(labels, outputs)
+        mlm, weights, real = self._token_losses(labels, outputs)
         mlm_hits = tf.argmax(outputs["mlm_logits"], axis=-1, output_type=tf.int32) == labels["mask_ids"]
-        nsp_hits = tf.argmax(outputs["nsp_logits"], axis=-1, output_type=tf.int32) == labels["next_sentence_label"]
-        return {
+        values = {
             "loss_sum": per_example_loss,
             "count": real,
             "mlm_loss_sum": tf.reduce_sum(mlm, axis=1),
             "mlm_correct": tf.reduce_sum(tf.cast(mlm_hits, tf.float32) * weights, axis=1),
             "mlm_count": tf.reduce_sum(weights, axis=1),
-            "nsp_loss_sum": nsp,
-            "nsp_correct": tf.cast(nsp_hits, tf.float32) * real,
         }
+        if self.next_sentence_prediction:
+            nsp_hits = tf.argmax(outputs["nsp_logits"], axis=-1, output_type=tf.int32) == labels["next_sentence_label"]
+            values.update(nsp_loss_sum=self._next_sentence_losses(labels, outputs, real),
+                          nsp_correct=tf.cast(nsp_hits, tf.float32) * real)
+        return values
 
     def step_sums(self, labels, outputs, per_example_loss):
         values = self._example_values(labels, outputs, per_example_loss)
@@ -117,7 +177,7 @@ class PretrainingTask(Task):
     EVAL_METRICS = MaskedLMAndNextSentence.EVAL_METRICS
 
     def create_objective(self):
-        return MaskedLMAndNextSentence()
+        return MaskedLMAndNextSentence(next_sentence_prediction=self.config.task.nsp)
 
     def documents(self):
         """(train, eval) documents: `data.train_files` (and `eval_files`), else the tfds dataset's splits.
@@ -143,7 +203,7 @@ class PretrainingTask(Task):
         return documents(spec.train_split), documents(spec.eval_split)
 
     def prepare_inputs(self) -> TaskInputs:
-        """Sentence pairs from the documents; training re-masks each pass, evaluation is masked once."""
+        """Examples of the documents' token ids; training re-masks each pass, evaluation is masked once."""
         config, task_config = self.config, self.config.task
         train_documents, eval_documents = self.documents()
 
@@ -154,29 +214,51 @@ class PretrainingTask(Task):
             config, self.model_dir, texts_fn=sentences, num_texts=sum(len(document) for document in train_documents),
             output_format="bert", phases=self.phases, preset=self.preset,
         )
-        example_preprocessor = pretraining.PretrainingPreprocessor(
-            preprocessor, mask_rate=task_config.mask_rate, max_predictions=task_config.max_predictions
-        )
-        train_pairs = pretraining.pairs_dataset(train_documents, seed=config.train.seed)
-        eval_pairs = pretraining.pairs_dataset(eval_documents, seed=config.train.seed + 1)
+        tokenized_train = pretraining.tokenize_documents(train_documents, preprocessor.tokenizer)
+        tokenized_eval = pretraining.tokenize_documents(eval_documents, preprocessor.tokenizer)
+
+        def examples_and_preprocessor(documents, sequence_length, seed):
+            examples = pretraining.pretraining_examples(
+                documents, sequence_length=sequence_length, next_sentence_prediction=task_config.nsp,
+                packing=task_config.packing, separator_id=preprocessor.tokenizer.token_to_id("[SEP]"), seed=seed,
+            )
+            example_preprocessor = pretraining.PretrainingPreprocessor(
+                preprocessor, mask_rate=task_config.mask_rate, max_predictions=task_config.max_predictions,
+                next_sentence_prediction=task_config.nsp, whole_word_masking=task_config.whole_word_masking,
+                sequence_length=sequence_length,
+            )
+            return examples, example_preprocessor
+
+        length, batch_size, seed = config.data.sequence_length, config.train.batch_size, config.train.seed
+        train_examples, example_preprocessor = examples_and_preprocessor(tokenized_train, length, seed)
+        num_train_examples = int(train_examples.cardinality())
+        train_input_fn = pretraining.masked_input_fn(lambda: train_examples, example_preprocessor,
+                                                     global_batch_size=batch_size, training=True, seed=seed)
+        if task_config.short_sequence_fraction:
+            # The run's steps as trainers.run counts them.
+            steps_per_epoch = config.train.steps_per_epoch or max(1, num_train_examples // batch_size)
+            short_steps = round(task_config.short_sequence_fraction * config.train.epochs * steps_per_epoch)
+            short_examples, short_preprocessor = examples_and_preprocessor(
+                tokenized_train, task_config.short_length(length), seed)
+            short_input_fn = pretraining.masked_input_fn(lambda: short_examples, short_preprocessor,
+                                                         global_batch_size=batch_size, training=True, seed=seed)
+            train_input_fn = pretraining.short_then_full(short_input_fn, train_input_fn, short_steps)
+        eval_examples, _ = examples_and_preprocessor(tokenized_eval, length, seed + 1)
         # Masked once: every evaluation scores the same masked tokens.
-        eval_examples = eval_pairs.map(example_preprocessor).batch(int(eval_pairs.cardinality()))
-        eval_examples = tf.data.Dataset.from_tensor_slices(next(iter(eval_examples)))
-        common = dict(global_batch_size=config.train.batch_size, seed=config.train.seed, preprocesses_labels=True)
-        (first, _), is_next = next(iter(eval_pairs.take(1)))
-        sample_model_input, _ = next(iter(eval_examples.take(1).batch(1)))
+        eval_examples = pretraining.masked_once(eval_examples, example_preprocessor)
+        sample_model_input, sample_labels = next(iter(eval_examples.take(1).batch(1)))
         return TaskInputs(
             modality="text",
             num_classes=2,
             class_names=["not_next", "is_next"],
-            num_train_examples=int(train_pairs.cardinality()),
+            num_train_examples=num_train_examples,
             preprocessor=preprocessor,
             serving_input_spec=serving_input_spec("bert"),
-            train_input_fn=make_input_fn(lambda: train_pairs, example_preprocessor, training=True, **common),
+            train_input_fn=train_input_fn,
             eval_input_fn=make_input_fn(lambda: eval_examples, lambda inputs, labels: (inputs, labels),
-                                        training=False, **common),
-            sample_input=first[None],
-            sample_label=int(is_next),
+                                        global_batch_size=batch_size, training=False, seed=seed, preprocesses_labels=True),
+            sample_input=tf.constant([eval_documents[0][0]]),
+            sample_label=int(sample_labels.get("next_sentence_label", [1])[0]),
             sample_model_input=sample_model_input,
         )
 
