@@ -2,11 +2,13 @@
 
 timm's two calls are the whole public surface: `build("bert", num_layers=4)` and
 `list_models("*")`. A family registers itself where it is defined, so adding a model touches one
-file plus its test.
+file plus its test. Its defaults are written once, in its constructor's signature: a registered
+name states only what differs from them (`lstm` is the recurrent family with `cell_type="lstm"`).
 """
 
 import dataclasses
 import fnmatch
+import inspect
 
 import keras
 
@@ -30,14 +32,37 @@ class ModelSpec:
 _MODELS: dict[str, ModelSpec] = {}
 
 
-def register(name, *, input_kind, **default_config):
-    """Class decorator: registers `name` -> the decorated `keras.Model` with its defaults.
+def config_fields(model_class) -> dict:
+    """The config fields of `model_class`, each with its default, in its constructor's order.
 
-    Stack it to register one class under several names (gru and lstm share a class):
+    Read off the signature of `model_class.__init__`; a field without a default maps to
+    `inspect.Parameter.empty`. A task model that hands its `**kwargs` on to a backbone names the
+    backbone's class as `backbone_cls` (keras-hub's convention): the backbone's fields come
+    first, then the task model's own. Other `**kwargs` (Keras' `name`, `dtype`) are not fields.
+    """
+    fields = {}
+    for parameter in list(inspect.signature(model_class.__init__).parameters.values())[1:]:  # [0] is `self`.
+        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+            fields[parameter.name] = parameter.default
+        elif parameter.kind is parameter.VAR_KEYWORD and hasattr(model_class, "backbone_cls"):
+            fields = {**config_fields(model_class.backbone_cls), **fields}
+    return fields
 
-        @register("gru", input_kind="token_ids", cell_type="gru", hidden_dim=64)
-        @register("lstm", input_kind="token_ids", cell_type="lstm", hidden_dim=64)
-        class RecurrentClassifier(keras.Model): ...
+
+def register(name, *, input_kind, **overrides):
+    """Class decorator: registers `name` -> the decorated `keras.Model`.
+
+    The default config is the constructor's defaults updated by `overrides`, which name only what
+    differs. Stack it to register one class under several names (gru and lstm share a class):
+
+        @register("gru", input_kind="token_ids")
+        @register("lstm", input_kind="token_ids", cell_type="lstm")
+        class RecurrentClassifier(keras.Model):
+            def __init__(self, vocabulary_size=2000, num_classes=2, cell_type="gru", ...): ...
+
+    Raises:
+        ValueError: an unknown `input_kind`, a name registered twice, an override that is not a
+            constructor argument, or a constructor argument with no default and no override.
     """
     if input_kind not in INPUT_KINDS:
         raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
@@ -45,7 +70,16 @@ def register(name, *, input_kind, **default_config):
     def decorator(model_class):
         if name in _MODELS:
             raise ValueError(f"model {name!r} is already registered")
-        _MODELS[name] = ModelSpec(name, model_class, input_kind, dict(default_config))
+        fields = config_fields(model_class)
+        unknown = sorted(set(overrides) - set(fields))
+        if unknown:
+            raise ValueError(f"model {name!r}: {model_class.__name__} takes no {', '.join(unknown)}")
+        default_config = {**fields, **overrides}
+        missing = [field for field, default in default_config.items() if default is inspect.Parameter.empty]
+        if missing:
+            raise ValueError(f"model {name!r}: give {', '.join(missing)} a default in {model_class.__name__} "
+                             "or in register()")
+        _MODELS[name] = ModelSpec(name, model_class, input_kind, default_config)
         return model_class
 
     return decorator
@@ -81,9 +115,12 @@ def _type_name(default) -> str:
 def _matches_type(value, default) -> bool:
     """Whether `value` (as read from YAML or a flag) has the type of the field's `default`.
 
-    bool is never an int here (YAML's `true` for `num_layers` is a mistake); an int is a float;
-    a list or tuple matches a sequence default when every item matches its first item.
+    A None default (an optional field, such as a size computed when unset) takes any value; bool
+    is never an int here (YAML's `true` for `num_layers` is a mistake); an int is a float; a list
+    or tuple matches a sequence default when every item matches its first item.
     """
+    if default is None:
+        return True
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(value, bool) and isinstance(default, bool)
     if isinstance(default, (list, tuple)):

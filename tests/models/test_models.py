@@ -1,4 +1,5 @@
-"""Every model: output shapes and dtype, padding invariance, .keras and get_config round trips, learning."""
+"""Every model: output shapes and dtype, the shared head, padding invariance, .keras and get_config round trips,
+int8 quantization, learning."""
 
 import keras
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 
 import zoo
 from zoo.errors import ConfigError
+from zoo.layers import ClassifierHead
 from zoo.models.bow import bigram_buckets
 
 TEXT_MODELS = ["bert", "bow", "gru", "lstm", "transformer"]
@@ -49,6 +51,25 @@ def test_outputs_are_float32_logits_of_shape_batch_by_classes(name):
     logits = model(sample_inputs(name))
     assert tuple(logits.shape) == (3, 5)
     assert logits.dtype == "float32"
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_classifier_ends_with_the_shared_head(name):
+    """One head for all: dropout at the family's `dropout` (none in the bag of n-grams) -> logits."""
+    model = zoo.build(name, num_classes=5, **TINY[name])
+    assert isinstance(model.head, ClassifierHead)
+    assert model.head.num_classes == 5
+    assert model.head.dropout == zoo.default_config(name).get("dropout", 0.0)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_int8_quantization_keeps_the_logits_close(name):
+    model = zoo.build(name, **TINY[name])
+    inputs = sample_inputs(name)
+    expected = np.asarray(model(inputs))
+    model.quantize("int8")
+    assert model.head.output_dense.quantization_mode == "int8"
+    np.testing.assert_allclose(model(inputs), expected, atol=0.05)
 
 
 @pytest.mark.parametrize("name", TEXT_MODELS)
@@ -136,7 +157,7 @@ def test_bow_bigrams_tell_word_order_apart():
 def test_bow_empty_text_gets_the_bias():
     model = zoo.build("bow", **TINY["bow"])
     logits = model(np.zeros([1, 5], np.int32))
-    np.testing.assert_allclose(logits[0], model.classifier.bias.numpy())
+    np.testing.assert_allclose(logits[0], model.head.output_dense.bias.numpy())
 
 
 @pytest.mark.parametrize("name", ["transformer", "bert"])

@@ -1,7 +1,8 @@
 """Reusable pieces shared by the models; layers import no model."""
 
+from zoo.layers.classifier_head import ClassifierHead
 from zoo.layers.dropout import Dropout
 from zoo.layers.pooling import MaskedMeanPooling
 from zoo.layers.transformer_encoder import TransformerEncoderBlock, check_divisible
 
-__all__ = ["Dropout", "MaskedMeanPooling", "TransformerEncoderBlock", "check_divisible"]
+__all__ = ["ClassifierHead", "Dropout", "MaskedMeanPooling", "TransformerEncoderBlock", "check_divisible"]

@@ -2,13 +2,18 @@
 
 Devlin et al. 2018, "BERT: Pre-training of Deep Bidirectional Transformers for Language
 Understanding", https://arxiv.org/abs/1810.04805.
+
+As in keras-hub, the encoder is the family's backbone and the task models are heads on it:
+`BertClassifier` (fine-tuning, section 4.1) and `BertPretrainer` (section 3.1). The encoder's
+fields are written once, in `BertEncoder`'s signature; the task models take them as keyword
+arguments (`ENCODER_FIELDS`) and keep them in their configs.
 """
 
 import keras
 import keras_hub
 
-from zoo.layers import Dropout, TransformerEncoderBlock, check_divisible
-from zoo.registry import register
+from zoo.layers import ClassifierHead, Dropout, TransformerEncoderBlock, check_divisible
+from zoo.registry import config_fields, register
 
 
 # Sizes of Turc et al. 2019, "Well-Read Students Learn Better" (the google-research/bert
@@ -22,10 +27,9 @@ BERT_SIZES = {
 }
 # The attention projections LoRA adapts: Keras MultiHeadAttention's query and value EinsumDense layers.
 _LORA_TARGETS = ("query", "value")
-
-
-def _bert_initializer():
-    return keras.initializers.TruncatedNormal(stddev=0.02)
+# BERT's initializer, a normal of standard deviation 0.02 truncated at two deviations. A config,
+# not an instance: each layer makes its own from it, so no two kernels share a seed.
+_BERT_INITIALIZER = {"class_name": "TruncatedNormal", "config": {"stddev": 0.02}}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -37,6 +41,8 @@ class BertEncoder(keras.Model):
     (GELU activation); the pooled output is tanh(W h_[CLS] + b), the [CLS] token's final state
     through a dense layer. Layers are named and shaped like keras-hub's `BertBackbone`, so
     its weights load into this encoder one to one.
+
+    The defaults are BERT-Tiny's sizes and the vocabulary of Google's uncased English checkpoints.
 
     Args:
         vocabulary_size: int. Size of the WordPiece vocabulary.
@@ -67,11 +73,11 @@ class BertEncoder(keras.Model):
 
     def __init__(
         self,
-        vocabulary_size,
-        num_layers,
-        num_heads,
-        hidden_dim,
-        intermediate_dim,
+        vocabulary_size=30522,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=128,
+        intermediate_dim=512,
         max_sequence_length=512,
         num_segments=2,
         dropout=0.1,
@@ -82,13 +88,13 @@ class BertEncoder(keras.Model):
         # === Layers ===
         # Reversible: the masked-LM head reuses it as its output projection (tied weights).
         self.token_embedding = keras_hub.layers.ReversibleEmbedding(
-            vocabulary_size, hidden_dim, embeddings_initializer=_bert_initializer(), name="token_embedding"
+            vocabulary_size, hidden_dim, embeddings_initializer=_BERT_INITIALIZER, name="token_embedding"
         )
         self.position_embedding = keras_hub.layers.PositionEmbedding(
-            sequence_length=max_sequence_length, initializer=_bert_initializer(), name="position_embedding"
+            sequence_length=max_sequence_length, initializer=_BERT_INITIALIZER, name="position_embedding"
         )
         self.segment_embedding = keras.layers.Embedding(
-            num_segments, hidden_dim, embeddings_initializer=_bert_initializer(), name="segment_embedding"
+            num_segments, hidden_dim, embeddings_initializer=_BERT_INITIALIZER, name="segment_embedding"
         )
         self.embeddings_layer_norm = keras.layers.LayerNormalization(epsilon=1e-12, name="embeddings_layer_norm")
         self.embeddings_dropout = Dropout(dropout, name="embeddings_dropout")
@@ -99,13 +105,13 @@ class BertEncoder(keras.Model):
                 dropout=dropout,
                 activation=keras.activations.gelu,  # exact GELU (approximate=False), as BERT
                 layer_norm_epsilon=1e-12,
-                kernel_initializer=_bert_initializer(),
+                kernel_initializer=_BERT_INITIALIZER,
                 name=f"transformer_layer_{index}",
             )
             for index in range(num_layers)
         ]
         self.pooled_dense = keras.layers.Dense(
-            hidden_dim, activation="tanh", kernel_initializer=_bert_initializer(), name="pooled_dense"
+            hidden_dim, activation="tanh", kernel_initializer=_BERT_INITIALIZER, name="pooled_dense"
         )
 
         # === Config ===
@@ -166,81 +172,41 @@ class BertEncoder(keras.Model):
                 layer.enable_lora(rank)
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "vocabulary_size": self.vocabulary_size,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "hidden_dim": self.hidden_dim,
-            "intermediate_dim": self.intermediate_dim,
-            "max_sequence_length": self.max_sequence_length,
-            "num_segments": self.num_segments,
-            "dropout": self.dropout,
-        }
+        return {**super().get_config(), **{field: getattr(self, field) for field in ENCODER_FIELDS}}
 
 
+# The encoder's config fields, in its signature's order: every BERT task model takes them too.
+ENCODER_FIELDS = tuple(config_fields(BertEncoder))
 # An encoder's sizes: what its weights' shapes depend on (a preset or checkpoint must match them).
-ENCODER_SIZE_FIELDS = (
-    "vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim",
-    "max_sequence_length", "num_segments",
-)
-_ENCODER_FIELDS = (*ENCODER_SIZE_FIELDS, "dropout")
+ENCODER_SIZE_FIELDS = tuple(field for field in ENCODER_FIELDS if field != "dropout")
 
 
-class _BertWithHeads(keras.Model):
-    """A `BertEncoder` (`self.encoder`) under task heads; the config is the encoder's plus the heads'."""
+class _BertTask(keras.Model):
+    """A `BertEncoder` (`self.encoder`) under task heads; takes and keeps the encoder's fields.
 
-    def __init__(
-        self,
-        vocabulary_size,
-        num_layers,
-        num_heads,
-        hidden_dim,
-        intermediate_dim,
-        max_sequence_length=512,
-        num_segments=2,
-        dropout=0.1,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.encoder = BertEncoder(
-            vocabulary_size=vocabulary_size,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
-            max_sequence_length=max_sequence_length,
-            num_segments=num_segments,
-            dropout=dropout,
-            name="encoder",
-        )
+    `backbone_cls` tells the registry that the `**kwargs` of a task model's constructor include
+    the encoder's fields (`zoo.registry.config_fields`).
+    """
+
+    backbone_cls = BertEncoder
+
+    def __init__(self, **kwargs):
+        encoder_config = {field: kwargs.pop(field) for field in ENCODER_FIELDS if field in kwargs}
+        super().__init__(**kwargs)  # What is left: Keras' own (name, dtype, trainable).
+        self.encoder = BertEncoder(**encoder_config, name="encoder")
 
     def enable_lora(self, rank):
         """LoRA on the encoder (see `BertEncoder.enable_lora`); the heads stay fully trainable."""
         self.encoder.enable_lora(rank)
 
     def get_config(self):
-        encoder_config = self.encoder.get_config()
-        return {**super().get_config(), **{field: encoder_config[field] for field in _ENCODER_FIELDS}}
+        return {**super().get_config(), **{field: getattr(self.encoder, field) for field in ENCODER_FIELDS}}
 
 
-def _size_defaults(num_layers, hidden_dim):
-    return dict(
-        vocabulary_size=30522,  # BERT's uncased WordPiece vocabulary; a run sets its own.
-        num_classes=2,
-        num_layers=num_layers,
-        num_heads=hidden_dim // 64,
-        hidden_dim=hidden_dim,
-        intermediate_dim=4 * hidden_dim,
-        max_sequence_length=512,
-        num_segments=2,
-        dropout=0.1,
-    )
-
-
+@register("bert", input_kind="bert")  # The encoder's defaults: BERT-Tiny.
 @keras.saving.register_keras_serializable(package="zoo")
-class BertClassifier(_BertWithHeads):
-    """BERT for sentence (pair) classification: `BertEncoder` -> pooled output -> dense logits.
+class BertClassifier(_BertTask):
+    """BERT for sentence (pair) classification: `BertEncoder` -> pooled output -> `ClassifierHead`.
 
     Section 4.1 of the paper: the pooled [CLS] representation feeds one new dense layer.
     The encoder is reachable alone as `model.encoder`. Registered as `bert` (BERT-Tiny's size)
@@ -248,8 +214,7 @@ class BertClassifier(_BertWithHeads):
 
     Args:
         num_classes: int. Number of output classes.
-        vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim,
-        max_sequence_length, num_segments, dropout: the encoder's (see `BertEncoder`);
+        **encoder_config: the encoder's fields (`ENCODER_FIELDS`, see `BertEncoder`); its
             `dropout` also applies before the head.
 
     Call arguments:
@@ -266,31 +231,30 @@ class BertClassifier(_BertWithHeads):
     (2, 2)
     """
 
-    def __init__(self, num_classes, dropout=0.1, **encoder_config):
-        super().__init__(dropout=dropout, **encoder_config)
+    def __init__(self, num_classes=2, **encoder_config):
+        super().__init__(**encoder_config)
         # === Layers ===
-        self.head_dropout = Dropout(dropout)
-        self.classifier = keras.layers.Dense(
-            num_classes, kernel_initializer=_bert_initializer(), dtype="float32", name="classifier"
-        )
+        self.head = ClassifierHead(num_classes, dropout=self.encoder.dropout, kernel_initializer=_BERT_INITIALIZER)
 
         # === Config ===
         self.num_classes = num_classes
 
     def call(self, inputs, training=False):
         pooled = self.encoder(inputs, training=training)["pooled_output"]  # [batch, hidden]
-        return self.classifier(self.head_dropout(pooled, training=training))
+        return self.head(pooled, training=training)
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
 
 
-for _name, _size in {"bert": BERT_SIZES["bert_tiny"], **BERT_SIZES}.items():
-    register(_name, input_kind="bert", **_size_defaults(**_size))(BertClassifier)
+for _name, _size in BERT_SIZES.items():
+    register(
+        _name, input_kind="bert", **_size, num_heads=_size["hidden_dim"] // 64, intermediate_dim=4 * _size["hidden_dim"]
+    )(BertClassifier)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class BertPretrainer(_BertWithHeads):
+class BertPretrainer(_BertTask):
     """BERT's pretraining model (section 3.1): masked-LM and next-sentence heads on the encoder.
 
     Masked LM: the final hidden states at the masked positions go through a dense GELU layer
@@ -298,7 +262,8 @@ class BertPretrainer(_BertWithHeads):
     (tied weights), plus a bias (`keras_hub.layers.MaskedLMHead`, as keras-hub's BertMaskedLM).
     Next sentence: a dense layer on the pooled [CLS] output, class 1 = "B follows A".
 
-    Args: as `BertEncoder`.
+    Args:
+        **encoder_config: the encoder's fields (`ENCODER_FIELDS`, see `BertEncoder`).
 
     Call arguments:
         inputs: dict of int32: "token_ids", "segment_ids", "padding_mask" [batch, sequence] and
@@ -316,12 +281,12 @@ class BertPretrainer(_BertWithHeads):
             token_embedding=self.encoder.token_embedding,
             intermediate_activation="gelu",
             layer_norm_epsilon=1e-12,
-            kernel_initializer=_bert_initializer(),
+            kernel_initializer=_BERT_INITIALIZER,
             dtype="float32",
             name="masked_lm_head",
         )
         self.next_sentence_head = keras.layers.Dense(
-            2, kernel_initializer=_bert_initializer(), dtype="float32", name="next_sentence_head"
+            2, kernel_initializer=_BERT_INITIALIZER, dtype="float32", name="next_sentence_head"
         )
 
     def call(self, inputs, training=False):

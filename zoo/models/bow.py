@@ -2,6 +2,7 @@
 
 import keras
 
+from zoo.layers import ClassifierHead
 from zoo.registry import register
 
 # fastText's bigram hash, `h = h * 116049371 + id` (Dictionary::addWordNgrams in
@@ -23,10 +24,10 @@ def bigram_buckets(token_ids, num_buckets):
     return (token_ids[:, :-1] * _HASH_MULTIPLIER + token_ids[:, 1:]) % num_buckets
 
 
-@register("bow", input_kind="token_ids", vocabulary_size=2000, num_classes=2, embedding_dim=16, num_buckets=2**16)
+@register("bow", input_kind="token_ids")
 @keras.saving.register_keras_serializable(package="zoo")
 class BagOfNgrams(keras.Model):
-    """Unigram + hashed bigram embeddings -> masked average -> linear classifier.
+    """Unigram + hashed bigram embeddings -> masked average -> linear classifier (`ClassifierHead`).
 
     Joulin et al. 2016, "Bag of Tricks for Efficient Text Classification"
     (https://arxiv.org/abs/1607.01759): a sentence is the average of the embeddings of its words
@@ -34,7 +35,8 @@ class BagOfNgrams(keras.Model):
     local order ("not good") at the cost of one table lookup each; the hashing trick maps the
     unbounded set of bigrams to `num_buckets` rows, colliding pairs sharing a row. The bigrams
     are computed here, in the graph, from the token ids every zoo text model takes, so the
-    SavedModel answers raw text as the others do.
+    SavedModel answers raw text as the others do. The head has no dropout: fastText's classifier
+    is that one linear layer.
 
     A token id 0 is padding: neither it nor a bigram that touches it enters the average, so a
     sentence gets the same logits whatever it is padded to (and an empty one its bias).
@@ -58,12 +60,12 @@ class BagOfNgrams(keras.Model):
     (2, 2)
     """
 
-    def __init__(self, vocabulary_size, num_classes, embedding_dim=16, num_buckets=2**16, **kwargs):
+    def __init__(self, vocabulary_size=2000, num_classes=2, embedding_dim=16, num_buckets=2**16, **kwargs):
         super().__init__(**kwargs)
         # === Layers ===
         self.unigram_embedding = keras.layers.Embedding(vocabulary_size, embedding_dim)
         self.bigram_embedding = keras.layers.Embedding(num_buckets, embedding_dim)
-        self.classifier = keras.layers.Dense(num_classes, dtype="float32")
+        self.head = ClassifierHead(num_classes)
 
         # === Config ===
         self.vocabulary_size = vocabulary_size
@@ -79,7 +81,7 @@ class BagOfNgrams(keras.Model):
         bigrams = self.bigram_embedding(bigram_buckets(token_ids, self.num_buckets)) * bigram_mask  # [batch, sequence - 1, embedding_dim]
         total = keras.ops.sum(unigrams, axis=1) + keras.ops.sum(bigrams, axis=1)  # [batch, embedding_dim]
         count = keras.ops.sum(unigram_mask, axis=1) + keras.ops.sum(bigram_mask, axis=1)  # [batch, 1]
-        return self.classifier(total / keras.ops.maximum(count, 1.0))
+        return self.head(total / keras.ops.maximum(count, 1.0))
 
     def get_config(self):
         return {

@@ -2,13 +2,11 @@
 
 import keras
 
+from zoo.layers import ClassifierHead
 from zoo.registry import register
 
 
-@register(
-    "cnn", input_kind="image", num_classes=10, filters=(32, 64), kernel_size=3, head_units=128, dropout=0.25,
-    translation=0.1,
-)
+@register("cnn", input_kind="image")
 @keras.saving.register_keras_serializable(package="zoo")
 class ConvNet(keras.Model):
     """Random translation -> [convolution -> batch norm -> ReLU -> max-pool] blocks -> flatten -> dense head.
@@ -32,8 +30,8 @@ class ConvNet(keras.Model):
         num_classes: int. Number of output classes.
         filters: tuple of int. Output channels of each block; one block per entry.
         kernel_size: int. Height and width of every convolution window.
-        head_units: int. Width of the hidden dense layer of the head.
-        dropout: float. Dropout rate before the classifier.
+        head_units: int. Width of the hidden dense layer before the classifier head.
+        dropout: float. Dropout rate of the classifier head.
         translation: float. Largest random shift during training, as a fraction of the image's
             height and width; 0 turns augmentation off.
 
@@ -50,7 +48,7 @@ class ConvNet(keras.Model):
     """
 
     def __init__(
-        self, num_classes, filters=(32, 64), kernel_size=3, head_units=128, dropout=0.25, translation=0.1, **kwargs
+        self, num_classes=10, filters=(32, 64), kernel_size=3, head_units=128, dropout=0.25, translation=0.1, **kwargs
     ):
         super().__init__(**kwargs)
         # === Layers ===
@@ -71,8 +69,7 @@ class ConvNet(keras.Model):
         ]
         self.flatten = keras.layers.Flatten()
         self.hidden = keras.layers.Dense(head_units, activation="relu")
-        self.head_dropout = keras.layers.Dropout(dropout)
-        self.classifier = keras.layers.Dense(num_classes, dtype="float32")  # float32 logits under mixed precision.
+        self.head = ClassifierHead(num_classes, dropout=dropout)
 
         # === Config ===
         self.num_classes = num_classes
@@ -90,7 +87,7 @@ class ConvNet(keras.Model):
             x = pool(relu(batch_norm(convolution(x), training=training)))  # [batch, ceil(H/2), ceil(W/2), width]
         x = self.flatten(x)  # [batch, H' * W' * filters[-1]]: where each feature fired is kept.
         x = self.hidden(x)  # [batch, head_units]
-        return self.classifier(self.head_dropout(x, training=training))
+        return self.head(x, training=training)
 
     def get_config(self):
         return {

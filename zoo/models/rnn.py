@@ -2,26 +2,17 @@
 
 import keras
 
+from zoo.layers import ClassifierHead
 from zoo.registry import register
 
 _CELLS = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
-_DEFAULTS = dict(
-    vocabulary_size=2000,
-    num_classes=2,
-    embedding_dim=64,
-    hidden_dim=64,
-    num_layers=1,
-    bidirectional=True,
-    embedding_dropout=0.0,
-    dropout=0.1,
-)
 
 
-@register("gru", input_kind="token_ids", cell_type="gru", **_DEFAULTS)
-@register("lstm", input_kind="token_ids", cell_type="lstm", **_DEFAULTS)
+@register("gru", input_kind="token_ids")
+@register("lstm", input_kind="token_ids", cell_type="lstm")
 @keras.saving.register_keras_serializable(package="zoo")
 class RecurrentClassifier(keras.Model):
-    """Masked embedding -> embedding dropout -> (bidirectional) recurrent stack -> dense head.
+    """Masked embedding -> embedding dropout -> (bidirectional) recurrent stack -> `ClassifierHead`.
 
     The GRU's gates (https://arxiv.org/abs/1406.1078) and the LSTM's
     (https://www.bioinf.jku.at/publications/older/2604.pdf) are Keras' reference layers. The
@@ -43,7 +34,7 @@ class RecurrentClassifier(keras.Model):
         num_layers: int. Stacked recurrent layers; all but the last return full sequences.
         bidirectional: bool. Read each sentence both ways and concatenate the states.
         embedding_dropout: float. Rate at which embedding channels are dropped, per sentence.
-        dropout: float. Dropout before the classification head.
+        dropout: float. Dropout rate of the classifier head.
 
     Call arguments:
         token_ids: int32 [batch, sequence]; 0 is padding.
@@ -59,8 +50,8 @@ class RecurrentClassifier(keras.Model):
 
     def __init__(
         self,
-        vocabulary_size,
-        num_classes,
+        vocabulary_size=2000,
+        num_classes=2,
         cell_type="gru",
         embedding_dim=64,
         hidden_dim=64,
@@ -80,8 +71,7 @@ class RecurrentClassifier(keras.Model):
         for index in range(num_layers):
             layer = _CELLS[cell_type](hidden_dim, return_sequences=index < num_layers - 1)
             self.recurrent_layers.append(keras.layers.Bidirectional(layer) if bidirectional else layer)
-        self.head_dropout = keras.layers.Dropout(dropout)
-        self.classifier = keras.layers.Dense(num_classes, dtype="float32")
+        self.head = ClassifierHead(num_classes, dropout=dropout)
 
         # === Config ===
         self.vocabulary_size = vocabulary_size
@@ -101,7 +91,7 @@ class RecurrentClassifier(keras.Model):
         for layer in self.recurrent_layers:
             # [batch, sequence, hidden * directions], the last layer [batch, hidden * directions]
             x = layer(x, mask=padding_mask, training=training)
-        return self.classifier(self.head_dropout(x, training=training))
+        return self.head(x, training=training)
 
     def get_config(self):
         return {

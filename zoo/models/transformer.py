@@ -3,28 +3,16 @@
 import keras
 import keras_hub
 
-from zoo.layers import Dropout, MaskedMeanPooling, TransformerEncoderBlock, check_divisible
+from zoo.layers import ClassifierHead, Dropout, MaskedMeanPooling, TransformerEncoderBlock, check_divisible
 from zoo.registry import register
 
 POSITION_EMBEDDINGS = ("sinusoidal", "learned")
 
 
-@register(
-    "transformer",
-    input_kind="token_ids",
-    vocabulary_size=2000,
-    num_classes=2,
-    num_layers=2,
-    num_heads=4,
-    hidden_dim=64,
-    intermediate_dim=128,
-    max_sequence_length=128,
-    dropout=0.1,
-    position_embedding="sinusoidal",
-)
+@register("transformer", input_kind="token_ids")
 @keras.saving.register_keras_serializable(package="zoo")
 class TransformerClassifier(keras.Model):
-    """Token + position embedding -> N encoder blocks -> masked mean pool -> dense head.
+    """Token + position embedding -> N encoder blocks -> masked mean pool -> `ClassifierHead`.
 
     Vaswani et al. 2017, https://arxiv.org/abs/1706.03762, section 3: token embeddings are
     scaled by sqrt(hidden_dim) and summed with sinusoidal position encodings
@@ -57,8 +45,8 @@ class TransformerClassifier(keras.Model):
 
     def __init__(
         self,
-        vocabulary_size,
-        num_classes,
+        vocabulary_size=2000,
+        num_classes=2,
         num_layers=2,
         num_heads=4,
         hidden_dim=64,
@@ -84,8 +72,7 @@ class TransformerClassifier(keras.Model):
             for index in range(num_layers)
         ]
         self.pool = MaskedMeanPooling()
-        self.head_dropout = Dropout(dropout)
-        self.classifier = keras.layers.Dense(num_classes, dtype="float32")
+        self.head = ClassifierHead(num_classes, dropout=dropout)
 
         # === Config ===
         self.vocabulary_size = vocabulary_size
@@ -106,7 +93,7 @@ class TransformerClassifier(keras.Model):
         for block in self.encoder_blocks:
             x = block(x, padding_mask=padding_mask, training=training)
         x = self.pool(x, mask=padding_mask)  # [batch, hidden], mean over real tokens only (zeros for none)
-        return self.classifier(self.head_dropout(x, training=training))
+        return self.head(x, training=training)
 
     def get_config(self):
         return {
