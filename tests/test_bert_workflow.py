@@ -19,10 +19,8 @@ TEXTS = np.array(["I love this movie!", "the plot was dull", ""], dtype=object)
 WORDS = ["movie", "plot", "cast", "was", "is", "good", "bad", "dull", "great", "love", "hate", "the", "this", "i"]
 
 
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
-    """A --task=pretrain run on local text files: 40 documents of 3 sentences."""
-    root = tmp_path_factory.mktemp("pretrain")
+def pretrain(root, *flags):
+    """A --task=pretrain run in `root/run` on local text files: 40 documents of 3 sentences."""
     rng = np.random.default_rng(0)
     documents = ["\n".join(" ".join(rng.choice(WORDS, size=6)) + "." for _ in range(3)) for _ in range(40)]
     (root / "corpus.txt").write_text("\n\n".join(documents) + "\n")
@@ -30,10 +28,16 @@ def pretrained(tmp_path_factory):
     result = run_trainer(
         "--model=bert", "--task=pretrain", f"--train_files={root / '*.txt'}", f"--model_dir={model_dir}",
         f"--export_dir={root / 'exports'}", "--epochs=1", "--steps_per_epoch=4", "--batch_size=8",
-        "--sequence_length=32", SMALL_BERT + ",data.vocabulary_size=100,data.max_predictions=5",
+        "--sequence_length=32", SMALL_BERT + ",data.vocabulary_size=100,data.max_predictions=5", *flags,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return model_dir, result
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """A masked-LM pretraining run (a config key of before the task section: data.max_predictions)."""
+    return pretrain(tmp_path_factory.mktemp("pretrain"))
 
 
 def test_pretraining_reports_masked_lm_and_next_sentence_accuracy_and_exports_nothing(pretrained):
@@ -129,3 +133,26 @@ def test_lora_on_a_preset_trains_a_small_share_and_exports_merged_weights(preset
     served = serve_in_fresh_process(version_dir, TEXTS, tmp_path)
     expected = tf.nn.softmax(model(task.preprocessor(tf.constant(TEXTS.tolist())), training=False)).numpy()
     np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
+
+
+def test_electra_detects_replaced_tokens_and_fine_tuning_starts_from_its_discriminator(data_dir, tmp_path):
+    (tmp_path / "pretrain").mkdir()
+    pretrain_dir, _ = pretrain(tmp_path / "pretrain", "--objective=electra")
+    metrics = json.loads((pretrain_dir / "metrics.json").read_text())
+    assert set(metrics) >= {"rtd_accuracy", "rtd_loss", "mlm_accuracy"} and "nsp_accuracy" not in metrics
+    assert 0.5 < metrics["rtd_accuracy"] <= 1  # Most tokens are originals: even an untrained discriminator says so.
+
+    model_dir, export_dir = tmp_path / "run", tmp_path / "exports"
+    tuned = run_trainer("--model=bert", f"--init_checkpoint={pretrain_dir}", f"--model_dir={model_dir}",
+                        f"--export_dir={export_dir}", f"--data_dir={data_dir}", "--epochs=1", "--steps_per_epoch=3",
+                        SMALL_BERT)
+    assert tuned.returncode == 0, tuned.stderr[-3000:]
+    assert "(ELECTRA's discriminator)" in tuned.stdout
+    # The fine-tuned encoder starts as the discriminator (the pretrainer's first weights), not the generator.
+    task = tasks.create_task(config_lib.load_config(model_dir / "config.yaml"), model_dir=model_dir)
+    model = task.build_model(task.prepare_inputs())
+    reader = tf.train.load_checkpoint(str(pretrain_dir / "checkpoints"))
+    for index, weight in enumerate(model.encoder.weights):
+        np.testing.assert_array_equal(weight.numpy(), reader.get_tensor(f"model/weights/{index}/.ATTRIBUTES/VARIABLE_VALUE"))
+    served = serve_in_fresh_process(export_dir / "bert" / "1", TEXTS, tmp_path)
+    assert np.asarray(served["probabilities"]).shape == (3, 2)

@@ -156,7 +156,7 @@ def _with_task_section(values: dict) -> dict:
     values = {name: dict(section) if isinstance(section, dict) else section for name, section in values.items()}
     task = values.setdefault("task", {})
     if not isinstance(task, dict):
-        raise ConfigError(f"task must be a mapping of fields (name: one of {', '.join(tasks.TASKS)}), got {task!r}")
+        raise ConfigError(f"task must be a mapping of fields (name: one of {', '.join(sorted(tasks.TASKS))}), got {task!r}")
     for key, field in _LEGACY_TASK_FIELDS.items():
         section, name = key.split(".")
         if isinstance(values.get(section), dict) and name in values[section]:

@@ -49,8 +49,8 @@ from zoo.serving import latest_version_dir, predict_local  # noqa: E402
 FLAGS = flags.FLAGS
 MODES = ["train_and_eval", "train", "eval", "export", "predict"]
 flags.DEFINE_string("model", None, "Registered model name: bert (bert_tiny .. bert_base), bow, cnn, gru, lstm, transformer.")
-flags.DEFINE_enum("task", None, list(tasks.TASKS), "Overrides task.name (default classify). " + " ".join(
-    f"{name}: {task.summary()}" for name, task in tasks.TASKS.items()))
+flags.DEFINE_enum("task", None, sorted(tasks.TASKS), "Overrides task.name (default classify). " + " ".join(
+    f"{name}: {tasks.TASKS[name].summary()}" for name in sorted(tasks.TASKS)))
 flags.DEFINE_string("config", None, "Experiment YAML: a path, or a shipped config such as bert/sst2_local; default "
                     "trainers/configs/<model>/<task, dataset or offline>.yaml.")
 flags.DEFINE_string("params_override", "", "Comma-separated section.field=value, e.g. model.num_layers=4.")
@@ -69,6 +69,14 @@ flags.DEFINE_string("preset", None, "Overrides task.preset: a keras-hub BERT pre
                     "such as bert_tiny_en_uncased with a network); its sizes, weights and vocabulary.")
 flags.DEFINE_integer("lora_rank", None, "Overrides task.lora_rank: freeze the BERT encoder and train rank-R LoRA "
                      "adapters on its attention query/value projections, plus the head.")
+flags.DEFINE_enum("objective", None, ["mlm", "electra"], "Overrides task.objective (--task=pretrain): mlm, BERT's "
+                  "masked LM (+ next sentence prediction); electra, replaced-token detection (Clark et al. 2020).")
+flags.DEFINE_bool("nsp", None, "Overrides task.nsp (--task=pretrain): next sentence prediction (false: RoBERTa's "
+                  "masked LM alone; default true for mlm, false for electra).")
+flags.DEFINE_bool("packing", None, "Overrides task.packing (--task=pretrain): fill each sequence with consecutive "
+                  "sentences.")
+flags.DEFINE_bool("whole_word_masking", None, "Overrides task.whole_word_masking (--task=pretrain): mask a word's "
+                  "WordPieces together.")
 flags.DEFINE_string("teacher", None, "Overrides task.teacher (--task=distill): a SavedModel, an export base "
                     "such as exports/bert_mini, or a trained run's --model_dir.")
 flags.DEFINE_float("temperature", None, "Overrides task.temperature (--task=distill): T, softening the outputs.")
@@ -119,6 +127,10 @@ _FLAG_OVERRIDES = {  # flag -> (config section, field)
     "init_checkpoint": ("task", "init_checkpoint"),
     "preset": ("task", "preset"),
     "lora_rank": ("task", "lora_rank"),
+    "objective": ("task", "objective"),
+    "nsp": ("task", "nsp"),
+    "packing": ("task", "packing"),
+    "whole_word_masking": ("task", "whole_word_masking"),
     "teacher": ("task", "teacher"),
     "temperature": ("task", "temperature"),
     "alpha": ("task", "alpha"),

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from trainers.tasks.classification import Classification
 from trainers.tasks.distillation import Distillation
-from trainers.tasks.pretraining import MaskedLMAndNextSentence
+from trainers.tasks.pretraining import MaskedLMAndNextSentence, ReplacedTokenDetection
 
 
 def _softmax_cross_entropy(logits, label):
@@ -110,3 +110,27 @@ def test_distillation_reports_agreement_with_the_teacher_on_real_rows_only():
     metrics = objective.eval_metrics({key: np.asarray(value) for key, value in objective.eval_values(labels, logits).items()})
     assert metrics["teacher_agreement"] == pytest.approx(2 / 3)
     assert metrics["accuracy"] == pytest.approx(1 / 3) and metrics["num_examples"] == 3
+
+
+def _sigmoid_cross_entropy(logit, label):
+    return float(np.log1p(np.exp(-logit)) + (1 - label) * logit)
+
+
+def test_electra_loss_is_the_generators_masked_lm_plus_50_times_the_mean_token_detection_loss():
+    rng = np.random.default_rng(1)
+    outputs = {"mlm_logits": rng.normal(size=[2, 1, 5]).astype(np.float32),
+               "replaced_logits": rng.normal(size=[2, 3]).astype(np.float32),
+               "replaced": np.array([[0, 1, 0], [1, 0, 0]], np.float32)}
+    labels = {"mask_ids": np.array([[3], [-1]], np.int32), "mask_weights": np.array([[1], [-1]], np.float32),
+              "padding_mask": np.array([[1, 1, 0], [1, 1, 1]], np.int32)}  # Row 1 is filler (mask_ids -1).
+    objective = ReplacedTokenDetection()
+    loss = objective.per_example_loss(labels, outputs).numpy()
+    detection = np.mean([_sigmoid_cross_entropy(outputs["replaced_logits"][0, t], outputs["replaced"][0, t]) for t in (0, 1)])
+    expected = _softmax_cross_entropy(outputs["mlm_logits"][0, 0], 3) + 50 * detection
+    np.testing.assert_allclose(loss, [expected, 0.0], rtol=1e-5, atol=1e-6)
+    metrics = objective.eval_metrics({key: value.numpy() for key, value in objective.eval_values(labels, outputs).items()})
+    hits = [(outputs["replaced_logits"][0, t] > 0) == (outputs["replaced"][0, t] > 0.5) for t in (0, 1)]
+    assert metrics["rtd_accuracy"] == pytest.approx(np.mean(hits))
+    assert metrics["rtd_loss"] == pytest.approx(detection, rel=1e-5)
+    assert metrics["num_examples"] == 1 and "nsp_accuracy" not in metrics
+    assert objective.best_metric == "rtd_accuracy"

@@ -29,7 +29,8 @@ def _inputs(tmp_path, **task):
 
 def test_the_new_fields_default_to_bert_and_are_set_from_overrides():
     config = config_lib.load_config("bert/pretrain")
-    assert (config.task.nsp, config.task.packing, config.task.whole_word_masking) == (True, False, False)
+    assert (config.task.nsp, config.task.packing, config.task.whole_word_masking) == (None, False, False)
+    assert (config.task.objective, config.task.next_sentence_prediction) == ("mlm", True)
     assert (config.task.short_sequence_fraction, config.task.short_sequence_length) == (0.0, None)
     values = config_lib.apply_overrides(
         config.to_dict(), "task.nsp=false,task.packing=true,task.whole_word_masking=true,"
@@ -40,14 +41,18 @@ def test_the_new_fields_default_to_bert_and_are_set_from_overrides():
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("nsp", "no", "task.nsp must be bool, got 'no'"),
+    ("nsp", "no", "task.nsp must be bool or null, got 'no'"),
+    ("objective", "gan", "task.objective must be one of mlm, electra, got 'gan'"),
     ("packing", 1, "task.packing must be bool, got 1"),
     ("whole_word_masking", "yes", "task.whole_word_masking must be bool"),
     ("short_sequence_fraction", 1.0, r"task.short_sequence_fraction must be in \[0, 1\), got 1.0"),
     ("short_sequence_length", 4, "task.short_sequence_length must be an integer >= 8"),
+    ("nsp", True, "task.objective=electra has no next sentence prediction"),
 ])
 def test_a_bad_value_is_a_one_line_error_naming_the_field(field, value, message):
     values = {"model": {"name": "bert"}, "task": {"name": "pretrain", field: value}}
+    if message.startswith("task.objective=electra"):
+        values["task"]["objective"] = "electra"
     with pytest.raises(ConfigError, match=message):
         config_lib.config_from_dict(values)
 

@@ -22,7 +22,7 @@ __all__ = ["DEFAULT_TASK", "TASKS", "Task", "TaskConfig", "TaskInputs", "get_tas
 def get_task_class(name) -> type:
     """The Task class registered as `name`; an unknown name is a ConfigError listing the known ones."""
     if name not in TASKS:
-        raise ConfigError(f"task.name must be one of {', '.join(TASKS)}, got {name!r}{did_you_mean(name, list(TASKS))}")
+        raise ConfigError(f"task.name must be one of {', '.join(sorted(TASKS))}, got {name!r}{did_you_mean(name, list(TASKS))}")
     return TASKS[name]
 
 

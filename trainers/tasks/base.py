@@ -20,7 +20,10 @@ from typing import Callable, ClassVar
 import keras
 import tensorflow as tf
 
+import zoo
+
 from trainers.phases import Phases
+from zoo.errors import ConfigError
 from zoo.presets import load_bert_preset
 
 # Eval inputs kept for the export's warm-up records (zoo.serving.warmup picks a few of them).
@@ -128,3 +131,27 @@ def register_task(task_class):
     TASKS[task_class.name] = task_class
     return task_class
 
+
+def cross_entropy(labels, logits):
+    """Sparse softmax cross-entropy in float32 (logits may be float16 / bfloat16)."""
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=tf.cast(logits, tf.float32))
+
+
+def model_overrides(config, inputs: TaskInputs, preset=None) -> dict:
+    """The model's constructor overrides: the config's, a preset's sizes, the vocabulary's size.
+
+    Raises:
+        ConfigError: data.sequence_length is longer than the model's position table.
+    """
+    overrides = dict(config.model_overrides)
+    if preset is not None:
+        overrides.update(preset.encoder_config)
+    if inputs.modality == "text":
+        overrides["vocabulary_size"] = inputs.preprocessor.vocabulary_size
+        max_length = overrides.get("max_sequence_length", zoo.default_config(config.model_name).get("max_sequence_length"))
+        if max_length is not None and max_length < config.data.sequence_length:
+            raise ConfigError(
+                f"data.sequence_length={config.data.sequence_length} exceeds "
+                f"model.max_sequence_length={max_length}; raise the latter or shorten the former"
+            )
+    return overrides

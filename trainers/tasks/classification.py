@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 import zoo
-from trainers.tasks.base import WARMUP_EXAMPLES, Task, TaskConfig, TaskInputs, register_task
-from trainers.trainer import checkpointable_weights
+from trainers.tasks.base import WARMUP_EXAMPLES, Task, TaskConfig, TaskInputs, cross_entropy, model_overrides, register_task
+from trainers.tasks.pretraining import load_pretrained_encoder
 from trainers.vocabulary import text_preprocessor
 from zoo import data
 from zoo.data import buckets, files
@@ -26,7 +26,6 @@ from zoo.data.images import ImagePreprocessor
 from zoo.data.pipeline import PADDING_LABEL, make_input_fn
 from zoo.errors import ConfigError
 from zoo.export import export_saved_model, serving_input_spec
-from zoo.models.bert import ENCODER_SIZE_FIELDS, BertPretrainer
 from zoo.serving import model_card
 
 # Which dataset modality each model input kind consumes.
@@ -88,11 +87,6 @@ def classification_metrics(labels, probabilities):
         auc.update_state(labels, probabilities[:, 1])
         metrics["auc"] = float(auc.result())
     return metrics
-
-
-def cross_entropy(labels, logits):
-    """Sparse softmax cross-entropy in float32 (logits may be float16 / bfloat16)."""
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=tf.cast(logits, tf.float32))
 
 
 class Classification:
@@ -318,51 +312,6 @@ class ClassificationTask(Task):
         name = inputs.class_names[class_id] if inputs.class_names else str(class_id)
         print(f"Exported model's answer for {description}: {name} (p={probabilities[class_id]:.3f})")
         return version_dir
-
-
-def model_overrides(config, inputs: TaskInputs, preset=None) -> dict:
-    """The model's constructor overrides: the config's, a preset's sizes, the vocabulary's size.
-
-    Raises:
-        ConfigError: data.sequence_length is longer than the model's position table.
-    """
-    overrides = dict(config.model_overrides)
-    if preset is not None:
-        overrides.update(preset.encoder_config)
-    if inputs.modality == "text":
-        overrides["vocabulary_size"] = inputs.preprocessor.vocabulary_size
-        max_length = overrides.get("max_sequence_length", zoo.default_config(config.model_name).get("max_sequence_length"))
-        if max_length is not None and max_length < config.data.sequence_length:
-            raise ConfigError(
-                f"data.sequence_length={config.data.sequence_length} exceeds "
-                f"model.max_sequence_length={max_length}; raise the latter or shorten the former"
-            )
-    return overrides
-
-
-def load_pretrained_encoder(model_dir, encoder):
-    """Copies the encoder of a `--task=pretrain` run's latest checkpoint into `encoder` (not its heads).
-
-    Raises:
-        ConfigError: `model_dir` holds no pretraining checkpoint, or one of other sizes.
-    """
-    checkpoint = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
-    if checkpoint is None:
-        raise ConfigError(f"--init_checkpoint={model_dir} holds no checkpoints/; pass the --model_dir of a "
-                          "--task=pretrain run")
-    encoder_config = encoder.get_config()
-    pretrainer = BertPretrainer(**{field: encoder_config[field] for field in ENCODER_SIZE_FIELDS})
-    one_token = tf.ones([1, 1], tf.int32)
-    pretrainer({"token_ids": one_token, "segment_ids": 0 * one_token, "padding_mask": one_token,
-                "mask_positions": 0 * one_token})
-    try:
-        status = tf.train.Checkpoint(model=checkpointable_weights(pretrainer)).restore(checkpoint)
-        status.assert_existing_objects_matched()
-    except (ValueError, AssertionError, tf.errors.InvalidArgumentError) as error:
-        raise ConfigError(f"--init_checkpoint={model_dir}: {checkpoint} is not a pretraining run of this "
-                          f"model's sizes ({str(error).splitlines()[0][:200]})") from None
-    encoder.set_weights(pretrainer.encoder.get_weights())
-    print(f"Encoder initialised from {checkpoint}")
 
 
 def without_lora(model, inputs: TaskInputs) -> keras.Model:

@@ -1,31 +1,40 @@
-"""`--task=pretrain`: BERT's masked LM + next sentence prediction on a corpus of documents.
+"""`--task=pretrain`: BERT's masked LM + next sentence prediction, or ELECTRA's replaced-token
+detection, on a corpus of documents.
 
-Devlin et al. 2018, section 3.1, with the options later work added (`PretrainingConfig`: no NSP,
-packing, whole word masking, short sequences first). The corpus is a tfds text dataset
+Devlin et al. 2018, section 3.1, with the options later work added (`PretrainingConfig`: ELECTRA's
+objective, no NSP, packing, whole word masking, short sequences first). The corpus is a tfds text dataset
 (`data.dataset`) or the user's text files (`data.train_files`: a sentence or paragraph a line,
 blank lines between documents); `zoo.data.pretraining` makes its examples and masks them. The run's output is its
-`model_dir`: `--task=classify --init_checkpoint=<model_dir>` fine-tunes its encoder.
+`model_dir`: `--task=classify --init_checkpoint=<model_dir>` fine-tunes its encoder (the
+discriminator's, for ELECTRA).
 """
 
 import dataclasses
+import os
+import pathlib
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+import yaml
+
 import zoo
-from trainers.tasks.base import Task, TaskConfig, TaskInputs, register_task
-from trainers.tasks.classification import cross_entropy, model_overrides
+from trainers.tasks.base import Task, TaskConfig, TaskInputs, cross_entropy, model_overrides, register_task
+from trainers.trainer import checkpointable_weights
 from trainers.vocabulary import text_preprocessor
 from zoo import data
 from zoo.data import pretraining
 from zoo.data.pipeline import PADDING_LABEL, make_input_fn
 from zoo.errors import ConfigError
 from zoo.export import serving_input_spec
-from zoo.models.bert import BertPretrainer
+from zoo.models.bert import ENCODER_SIZE_FIELDS, BertPretrainer
+from zoo.models.electra import ElectraPretrainer
 
 # [CLS] A [SEP] B [SEP] with a token of A and B at least, and a little more.
 MIN_SEQUENCE_LENGTH = 8
+# task.objective -> the model it trains; each keeps the encoder fine-tuning starts from as `.encoder`.
+PRETRAINERS = {"mlm": BertPretrainer, "electra": ElectraPretrainer}
 
 
 @dataclasses.dataclass
@@ -36,6 +45,10 @@ class PretrainingConfig(TaskConfig):
     Training draws new masks at every pass over the data (dynamic masking); evaluation scores the
     same masked tokens every time. Defaults are BERT's original recipe; RoBERTa's (Liu et al. 2019)
     is `nsp: false, packing: true`, with `whole_word_masking: true` as BERT's 2019 models.
+
+    `objective: electra` (Clark et al. 2020) trains a small generator's masked LM and, on its
+    samples, a discriminator that tells every token replaced or original (`ReplacedTokenDetection`);
+    it has no next sentence prediction, so `nsp` defaults to false with it.
 
     `packing` is off by default: on, it changes what an example and an epoch are (fewer, fuller
     examples), so a config's step counts and metrics would silently mean something else. Turn it
@@ -50,20 +63,31 @@ class PretrainingConfig(TaskConfig):
     """
 
     name: str = "pretrain"
+    objective: str = "mlm"  # mlm: BERT's masked LM (+ NSP); electra: replaced-token detection.
     preset: str | None = None  # A keras-hub preset to continue pretraining (sizes, weights, vocabulary).
     mask_rate: float = 0.15  # Share of the real tokens chosen for the masked LM to predict.
     max_predictions: int = 20  # Masked tokens predicted per sequence, at most.
-    nsp: bool = True  # Next sentence prediction (pairs A, B); false: one segment, the masked LM alone.
+    # Next sentence prediction (pairs A, B); false: one segment, the masked LM alone. None: true for
+    # the mlm objective, false for electra (which has none).
+    nsp: bool | None = None
     packing: bool = False  # Fill each sequence with consecutive sentences (see above).
     whole_word_masking: bool = False  # Mask a word's WordPieces ("##" continuations) together.
     short_sequence_fraction: float = 0.0  # Share of the train steps at short_sequence_length first.
     short_sequence_length: int | None = None  # None: data.sequence_length // 4.
-    RESUME_FIELDS = ("preset",)
+    RESUME_FIELDS = ("preset", "objective")
+
+    @property
+    def next_sentence_prediction(self) -> bool:
+        return self.objective == "mlm" if self.nsp is None else self.nsp
 
     def validate(self, model_spec):
         if model_spec.input_kind != "bert":
             raise ConfigError(f"--task=pretrain trains BERT's masked LM and next sentence prediction; "
                               f"--model={model_spec.name} is not a BERT (try --model=bert)")
+        if self.objective not in PRETRAINERS:
+            raise ConfigError(f"task.objective must be one of {', '.join(PRETRAINERS)}, got {self.objective!r}")
+        if self.objective == "electra" and self.nsp:
+            raise ConfigError("task.objective=electra has no next sentence prediction; leave task.nsp unset or false")
         if not 0 < self.mask_rate < 1:
             raise ConfigError(f"task.mask_rate must be in (0, 1), got {self.mask_rate}")
         if self.max_predictions <= 0:
@@ -168,16 +192,99 @@ class MaskedLMAndNextSentence:
         return dict(metrics, num_examples=int(sums["count"]))
 
 
+class ReplacedTokenDetection(MaskedLMAndNextSentence):
+    """ELECTRA's loss (Clark et al. 2020, section 2): the generator's masked LM plus
+    DISCRIMINATOR_WEIGHT x the discriminator's binary cross-entropy over every real token.
+
+    Labels: {"mask_ids", "mask_weights"} as the masked LM's, plus "padding_mask" int32
+    [batch, sequence] (`electra_example`). Outputs: `zoo.models.electra.ElectraPretrainer`'s
+    {"mlm_logits", "replaced_logits" [batch, sequence], "replaced" [batch, sequence]}.
+
+    Reports the masked LM's metrics (the generator's) and the discriminator's per-token
+    `rtd_accuracy` and `rtd_loss`. The best checkpoint is the discriminator's: what fine-tuning reads.
+    """
+
+    DISCRIMINATOR_WEIGHT = 50.0  # The paper's lambda: its loss is per token, the masked LM's per masked token.
+    best_metric = "rtd_accuracy"
+
+    def __init__(self):
+        super().__init__(next_sentence_prediction=False)
+        self.SUMS += ("rtd_loss_sum", "rtd_correct", "token_count")
+        self.RATIOS.update(rtd_loss=("rtd_loss_sum", "token_count"), rtd_accuracy=("rtd_correct", "token_count"))
+
+    def _detection_losses(self, labels, outputs, real):
+        """Per-token binary cross-entropies and token weights [batch, sequence] (real tokens of real rows)."""
+        weights = tf.cast(labels["padding_mask"], tf.float32) * real[:, tf.newaxis]
+        losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=outputs["replaced"], logits=outputs["replaced_logits"])
+        return losses * weights, weights
+
+    def per_example_loss(self, labels, outputs):
+        mlm, weights, real = self._token_losses(labels, outputs)
+        detection, token_weights = self._detection_losses(labels, outputs, real)
+        return (tf.reduce_sum(mlm, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
+                + self.DISCRIMINATOR_WEIGHT * tf.reduce_sum(detection, axis=1)
+                / tf.maximum(tf.reduce_sum(token_weights, axis=1), 1.0))
+
+    def _example_values(self, labels, outputs, per_example_loss):
+        values = super()._example_values(labels, outputs, per_example_loss)
+        _, _, real = self._token_losses(labels, outputs)
+        detection, token_weights = self._detection_losses(labels, outputs, real)
+        hits = tf.cast((outputs["replaced_logits"] > 0) == (outputs["replaced"] > 0.5), tf.float32)
+        return dict(values, rtd_loss_sum=tf.reduce_sum(detection, axis=1),
+                    rtd_correct=tf.reduce_sum(hits * token_weights, axis=1),
+                    token_count=tf.reduce_sum(token_weights, axis=1))
+
+
+def electra_example(inputs, labels):
+    """A masked example as ELECTRA reads it: the model also takes the original tokens and their
+    weights (to tell a sample from the original), the loss the padding mask (which tokens count)."""
+    inputs = dict(inputs, mask_ids=labels["mask_ids"], mask_weights=labels["mask_weights"])
+    return inputs, dict(labels, padding_mask=inputs["padding_mask"])
+
+
+def load_pretrained_encoder(model_dir, encoder):
+    """Copies the encoder of a `--task=pretrain` run's latest checkpoint into `encoder` (not its
+    heads, nor ELECTRA's generator): the model of the run's `task.objective`, restored whole.
+
+    Raises:
+        ConfigError: `model_dir` holds no pretraining checkpoint, or one of other sizes.
+    """
+    checkpoint = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    if checkpoint is None:
+        raise ConfigError(f"--init_checkpoint={model_dir} holds no checkpoints/; pass the --model_dir of a "
+                          "--task=pretrain run")
+    saved = yaml.safe_load((pathlib.Path(model_dir) / "config.yaml").read_text())
+    objective = (saved.get("task") or {}).get("objective", "mlm")
+    encoder_config = encoder.get_config()
+    pretrainer = PRETRAINERS[objective](**{field: encoder_config[field] for field in ENCODER_SIZE_FIELDS})
+    one_token = tf.ones([1, 1], tf.int32)
+    pretrainer({"token_ids": one_token, "segment_ids": 0 * one_token, "padding_mask": one_token,
+                "mask_positions": 0 * one_token, "mask_ids": one_token, "mask_weights": tf.ones([1, 1])})
+    try:
+        status = tf.train.Checkpoint(model=checkpointable_weights(pretrainer)).restore(checkpoint)
+        status.assert_existing_objects_matched()
+    except (ValueError, AssertionError, tf.errors.InvalidArgumentError) as error:
+        raise ConfigError(f"--init_checkpoint={model_dir}: {checkpoint} is not a pretraining run of this "
+                          f"model's sizes ({str(error).splitlines()[0][:200]})") from None
+    encoder.set_weights(pretrainer.encoder.get_weights())
+    print(f"Encoder initialised from {checkpoint}" + (" (ELECTRA's discriminator)" if objective == "electra" else ""))
+
+
 @register_task
 class PretrainingTask(Task):
-    """Pretrain a BERT encoder: masked LM + next sentence prediction on a text corpus (Devlin et al. 2018)."""
+    """Pretrain a BERT encoder on a text corpus: masked LM (+ next sentence prediction) or ELECTRA.
+
+    Masked LM and NSP: Devlin et al. 2018; replaced-token detection: Clark et al. 2020.
+    """
 
     name = "pretrain"
     Config = PretrainingConfig
-    EVAL_METRICS = MaskedLMAndNextSentence.EVAL_METRICS
+    EVAL_METRICS = (*MaskedLMAndNextSentence.EVAL_METRICS, "rtd_accuracy", "rtd_loss")
 
     def create_objective(self):
-        return MaskedLMAndNextSentence(next_sentence_prediction=self.config.task.nsp)
+        if self.config.task.objective == "electra":
+            return ReplacedTokenDetection()
+        return MaskedLMAndNextSentence(next_sentence_prediction=self.config.task.next_sentence_prediction)
 
     def documents(self):
         """(train, eval) documents: `data.train_files` (and `eval_files`), else the tfds dataset's splits.
@@ -219,12 +326,12 @@ class PretrainingTask(Task):
 
         def examples_and_preprocessor(documents, sequence_length, seed):
             examples = pretraining.pretraining_examples(
-                documents, sequence_length=sequence_length, next_sentence_prediction=task_config.nsp,
+                documents, sequence_length=sequence_length, next_sentence_prediction=task_config.next_sentence_prediction,
                 packing=task_config.packing, separator_id=preprocessor.tokenizer.token_to_id("[SEP]"), seed=seed,
             )
             example_preprocessor = pretraining.PretrainingPreprocessor(
                 preprocessor, mask_rate=task_config.mask_rate, max_predictions=task_config.max_predictions,
-                next_sentence_prediction=task_config.nsp, whole_word_masking=task_config.whole_word_masking,
+                next_sentence_prediction=task_config.next_sentence_prediction, whole_word_masking=task_config.whole_word_masking,
                 sequence_length=sequence_length,
             )
             return examples, example_preprocessor
@@ -246,6 +353,10 @@ class PretrainingTask(Task):
         eval_examples, _ = examples_and_preprocessor(tokenized_eval, length, seed + 1)
         # Masked once: every evaluation scores the same masked tokens.
         eval_examples = pretraining.masked_once(eval_examples, example_preprocessor)
+        if task_config.objective == "electra":
+            eval_examples = eval_examples.map(electra_example)
+            masked_input_fn = train_input_fn
+            train_input_fn = lambda input_context=None: masked_input_fn(input_context).map(electra_example)  # noqa: E731
         sample_model_input, sample_labels = next(iter(eval_examples.take(1).batch(1)))
         return TaskInputs(
             modality="text",
@@ -263,10 +374,10 @@ class PretrainingTask(Task):
         )
 
     def build_model(self, inputs: TaskInputs) -> keras.Model:
-        """A `BertPretrainer` (encoder + masked-LM and next-sentence heads) of the model's sizes."""
+        """The objective's pretrainer (`PRETRAINERS`) whose encoder has the model's sizes."""
         encoder_config = {**zoo.default_config(self.config.model_name), **model_overrides(self.config, inputs, self.preset)}
         encoder_config.pop("num_classes", None)
-        model = BertPretrainer(**encoder_config)
+        model = PRETRAINERS[self.config.task.objective](**encoder_config)
         model(inputs.sample_model_input, training=False)
         if self.preset is not None:
             self.preset.load_weights_into(model.encoder)

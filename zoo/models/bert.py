@@ -181,7 +181,7 @@ ENCODER_FIELDS = tuple(config_fields(BertEncoder))
 ENCODER_SIZE_FIELDS = tuple(field for field in ENCODER_FIELDS if field != "dropout")
 
 
-class _BertTask(keras.Model):
+class BertTask(keras.Model):
     """A `BertEncoder` (`self.encoder`) under task heads; takes and keeps the encoder's fields.
 
     `backbone_cls` tells the registry that the `**kwargs` of a task model's constructor include
@@ -205,7 +205,7 @@ class _BertTask(keras.Model):
 
 @register("bert", input_kind="bert")  # The encoder's defaults: BERT-Tiny.
 @keras.saving.register_keras_serializable(package="zoo")
-class BertClassifier(_BertTask):
+class BertClassifier(BertTask):
     """BERT for sentence (pair) classification: `BertEncoder` -> pooled output -> `ClassifierHead`.
 
     Section 4.1 of the paper: the pooled [CLS] representation feeds one new dense layer.
@@ -254,7 +254,7 @@ for _name, _size in BERT_SIZES.items():
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class BertPretrainer(_BertTask):
+class BertPretrainer(BertTask):
     """BERT's pretraining model (section 3.1): masked-LM and next-sentence heads on the encoder.
 
     Masked LM: the final hidden states at the masked positions go through a dense GELU layer
