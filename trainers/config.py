@@ -23,7 +23,9 @@ import typing
 import yaml
 
 from trainers import tasks
+from trainers.tasks.classification import MODALITY
 from zoo import registry
+from zoo.data import OFFLINE_DEFAULTS
 from zoo.errors import ConfigError, did_you_mean
 
 CONFIGS_DIR = pathlib.Path(__file__).resolve().parent / "configs"
@@ -284,6 +286,23 @@ def default_config_path(model_name, dataset=None, task=None) -> pathlib.Path:
     if dataset is not None and (directory / f"{dataset.replace('/', '_')}.yaml").is_file():
         return directory / f"{dataset.replace('/', '_')}.yaml"
     return directory / "offline.yaml"
+
+
+def default_values(model_name, dataset=None, task=None) -> dict:
+    """What a run of `model_name` does when told nothing else, as a config dict.
+
+    Its family's shipped YAML (`default_config_path`), with `model.name` set (`bert_mini` reads
+    `bert/`, then its own sizes from the registry); for a model that ships no YAML, its registered
+    defaults on the offline dataset of the data it reads. So a new model needs no config file.
+    """
+    path = default_config_path(model_name, dataset, task)
+    if path.is_file():
+        values = load_config(path).to_dict()
+    else:
+        modality = MODALITY[registry.get_spec(model_name).input_kind]
+        values = config_from_dict({"model": {"name": model_name}, "data": {"dataset": OFFLINE_DEFAULTS[modality]}}).to_dict()
+    values["model"] = {"name": model_name, **{key: value for key, value in values["model"].items() if key != "name"}}
+    return values
 
 
 def config_file(name, flag="--config") -> pathlib.Path:

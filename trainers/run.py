@@ -156,14 +156,9 @@ def resolve_config() -> config_lib.ExperimentConfig:
     else:
         if not FLAGS.model:
             raise ConfigError("--model is required (or --config); try --model=bert")
-        path = config_lib.default_config_path(
-            # Own labeled files: <model>/files.yaml, sized for real sentences.
-            FLAGS.model, FLAGS.dataset or ("files" if FLAGS.train_files else None), FLAGS.task
-        )
-        if not path.is_file():
-            raise ConfigError(f"--model={FLAGS.model} has no default config at {path}")
-        values = config_lib.load_config(path).to_dict()
-        values["model"]["name"] = FLAGS.model  # bert_mini from bert/: the size's own defaults.
+        # Own labeled files: <model>/files.yaml, sized for real sentences.
+        values = config_lib.default_values(FLAGS.model, FLAGS.dataset or ("files" if FLAGS.train_files else None),
+                                           FLAGS.task)
     config_lib.apply_overrides(values, FLAGS.params_override)
     for flag, (section, field) in _FLAG_OVERRIDES.items():
         if FLAGS[flag].value is not None:

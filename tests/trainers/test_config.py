@@ -174,3 +174,13 @@ def test_a_time_budget_must_be_positive_hours():
     assert config_lib.config_from_dict(_values(train={"train_hours": 2})).train.train_hours == 2.0
     with pytest.raises(ConfigError, match=r"train\.train_hours must be > 0, got 0.0"):
         config_lib.config_from_dict(_values(train={"train_hours": 0}))
+
+
+def test_a_model_without_shipped_configs_runs_its_registered_defaults_on_offline_data(monkeypatch, tmp_path):
+    shipped = config_lib.default_values("bert_mini", "sst2_local")
+    assert shipped["model"]["name"] == "bert_mini" and shipped["data"]["dataset"] == "sst2_local"
+    monkeypatch.setattr(config_lib, "CONFIGS_DIR", tmp_path)  # As for a newly added model: no YAML at all.
+    for name, dataset in [("gru", "zoo_sentiment"), ("cnn", "zoo_digits"), ("bert_mini", "zoo_sentiment")]:
+        values = config_lib.default_values(name)
+        assert (values["model"], values["data"]["dataset"]) == ({"name": name}, dataset)
+        config_lib.config_from_dict(values)  # A valid config.

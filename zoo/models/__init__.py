@@ -1,5 +1,8 @@
-"""One model family per module; importing them registers them with zoo.registry."""
+"""One model family per module; importing this package imports them all, and each registers its
+models with `zoo.registry` where it defines them: adding a model is one module here plus its test."""
 
-from zoo.models import bert, bow, cnn, rnn, transformer  # noqa: F401
+import importlib
+import pkgutil
 
-__all__ = ["bert", "bow", "cnn", "rnn", "transformer"]
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
