@@ -1,0 +1,198 @@
+"""Pretraining objectives at equal training time: held-out accuracy, then SST-2 after fine-tuning.
+
+    python -m benchmarks.pretrain                                  # 2 x 10 min of pretraining, ~40 min
+    python -m benchmarks.pretrain --minutes=60 --segments=4        # issue 17's budget: hours
+
+Corpus: `../shared/data/imdb/train.csv.gz` (25,000 movie reviews, `<br />` removed, one document
+each) and `../shared/data/wikitext2/wiki.test.raw` (its articles, split at their " = Title = "
+lines), split into sentences at . ! ? and written to a temporary text file (one sentence a line,
+a blank line between documents). Never IMDB's test file.
+
+For each objective (`--objectives`, default mlm and electra), one `python -m trainers.run
+--task=pretrain --objective=...` run, trained in `--segments` parts of `--minutes / --segments`
+each (`--train_hours`; each part resumes the last). Both objectives follow the same learning-rate
+curve per step: a warmup of `--warmup_steps`, then a cosine decay over `--schedule_steps`, far
+more steps than the budget reaches (so nearly constant). After each part:
+- the run's own held-out evaluation (every 20th document): masked-LM accuracy, and for ELECTRA
+  the discriminator's replaced-token accuracy;
+- a fine-tuning on SST-2 from its latest checkpoint (`--init_checkpoint`, the shipped
+  `bert/sst2_local` recipe, `--finetune_epochs`), scored on SST-2 dev (872 sentences).
+Beside them, the same fine-tuning from scratch. Writes `benchmarks/results/pretrain/<UTC>.json`
+and BENCHMARKS.md's pretrain section. Needs the real data under ../shared/data; says so and exits
+otherwise.
+"""
+
+import argparse
+import csv
+import gzip
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchmarks import accuracy, common
+
+NAME = "pretrain"
+OBJECTIVES = ("mlm", "electra")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+WIKI_TITLE = re.compile(r"^ = [^=].* = $")
+
+
+def imdb_documents(path, limit=None):
+    """The reviews of IMDB's train CSV (columns id, rating, label, review) as lists of sentences."""
+    with gzip.open(path, "rt", encoding="utf-8") as file:
+        for index, row in enumerate(csv.DictReader(file)):
+            if limit is not None and index >= limit:
+                return
+            yield [sentence for sentence in SENTENCE_END.split(row["review"].replace("<br />", " ")) if sentence.strip()]
+
+
+def wikitext_documents(path):
+    """WikiText's articles (a document from one " = Title = " line to the next) as lists of sentences."""
+    document = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if WIKI_TITLE.match(line) and document:
+            yield document
+            document = []
+        elif line.strip() and not line.startswith(" ="):
+            document += [sentence for sentence in SENTENCE_END.split(line.strip()) if sentence.strip()]
+    if document:
+        yield document
+
+
+def write_corpus(base, path, imdb_limit=None) -> dict:
+    """Writes the corpus as `trainers.run --train_files` reads it; returns its counts."""
+    documents = [*imdb_documents(base / "imdb" / "train.csv.gz", imdb_limit),
+                 *wikitext_documents(base / "wikitext2" / "wiki.test.raw")]
+    path.write_text("\n\n".join("\n".join(document) for document in documents) + "\n", encoding="utf-8")
+    sentences = sum(len(document) for document in documents)
+    words = sum(len(sentence.split()) for document in documents for sentence in document)
+    return {"documents": len(documents), "sentences": sentences, "words": words}
+
+
+def run_trainer(model, flags, args, work_dir) -> dict:
+    """One `python -m trainers.run --model=model *flags`: its command, wall and training seconds."""
+    command = [sys.executable, "-m", "trainers.run", f"--model={model}", *flags]
+    if args.data_dir:
+        command.append(f"--data_dir={args.data_dir}")
+    print("$ " + " ".join(command[1:]).replace(str(work_dir), "$WORK"), flush=True)
+    started = time.perf_counter()
+    completed = subprocess.run(command, cwd=common.REPOSITORY, capture_output=True, text=True, timeout=args.timeout,
+                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    row = {"command": " ".join(["python", *command[1:]]).replace(str(work_dir), "$WORK"),
+           "wall_seconds": time.perf_counter() - started}
+    output = completed.stdout + completed.stderr
+    if completed.returncode != 0:
+        return dict(row, error=f"exit code {completed.returncode}: " + "\n".join(output.strip().splitlines()[-15:]))
+    trained = re.search(r"Trained to step \d+ in ([\d.]+) s", output)
+    return dict(row, train_seconds=float(trained.group(1)) if trained else None)
+
+
+def pretrain_part(objective, corpus, model_dir, args, work_dir, hours):
+    """One part of the pretraining run of `objective` (resuming the earlier parts); its held-out metrics."""
+    flags = [
+        "--task=pretrain", f"--objective={objective}", f"--train_files={corpus}", f"--model_dir={model_dir}",
+        f"--sequence_length={args.sequence_length}", f"--batch_size={args.batch_size}",
+        f"--learning_rate={args.learning_rate}", "--epochs=1", f"--steps_per_epoch={args.schedule_steps}",
+        "--steps_per_loop=50", f"--train_hours={hours}",
+        f"--params_override=data.vocabulary_size={args.vocabulary_size},task.max_predictions=20,"
+        f"train.warmup_fraction={args.warmup_steps / args.schedule_steps}",
+    ]
+    row = run_trainer(args.model, flags, args, work_dir)
+    if "error" in row:
+        raise SystemExit(f"pretraining {objective}: FAILED\n{row['error']}")
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    return dict(row, **{name: metrics.get(name) for name in ("mlm_accuracy", "rtd_accuracy", "nsp_accuracy",
+                                                           "global_step")})
+
+
+def fine_tune(args, work_dir, run_name, init_checkpoint=None):
+    """SST-2 dev accuracy of the shipped bert/sst2_local recipe, from `init_checkpoint` or from scratch."""
+    flags = ["--config=bert/sst2_local", f"--model_dir={work_dir / run_name}", f"--export_dir={work_dir / 'exports'}",
+             f"--epochs={args.finetune_epochs}"]
+    if init_checkpoint is not None:
+        flags.append(f"--init_checkpoint={init_checkpoint}")
+    if args.finetune_steps:
+        flags.append(f"--steps_per_epoch={args.finetune_steps}")
+    row = run_trainer(args.model, flags, args, work_dir)
+    if "error" in row:
+        raise SystemExit(f"fine-tuning {run_name}: FAILED\n{row['error']}")
+    return dict(row, accuracy=json.loads((work_dir / run_name / "metrics.json").read_text())["accuracy"])
+
+
+def markdown(document) -> str:
+    settings, corpus = document["settings"], document["corpus"]
+    rows = [["none (from scratch)", "-", "-", "-", f"**{document['scratch']['accuracy'] * 100:.1f}%**"]]
+    for objective, parts in document["results"].items():
+        for part in parts:
+            rtd = part.get("rtd_accuracy")
+            rows.append([
+                objective, f"{part['minutes']:.0f} min ({part['global_step']:,} steps)",
+                f"{part['mlm_accuracy'] * 100:.1f}%", "-" if rtd is None else f"{rtd * 100:.1f}%",
+                f"**{part['sst2']['accuracy'] * 100:.1f}%**",
+            ])
+    table = common.markdown_table(
+        ["pretraining objective", "training time", "held-out MLM accuracy", "replaced-token accuracy",
+         "SST-2 dev after fine-tuning"], rows)
+    return (
+        f"{common.environment_line(document)}\n\n"
+        f"Model `{settings['model']}`; corpus: {corpus['documents']:,} documents ({corpus['words']:,} words) of IMDB "
+        f"train reviews and WikiText-2's test articles; sequence {settings['sequence_length']}, batch "
+        f"{settings['batch_size']}, peak learning rate {settings['learning_rate']}, warmup {settings['warmup_steps']} steps. "
+        f"Fine-tuning: `--config=bert/sst2_local --epochs={settings['finetune_epochs']}`, SST-2 dev (872 sentences), "
+        f"one seed.\n\n{table}\n"
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.pretrain", description=__doc__.splitlines()[0])
+    parser.add_argument("--objectives", default=",".join(OBJECTIVES), help="comma-separated: mlm, electra")
+    parser.add_argument("--model", default="bert", help="a BERT size (bert: BERT-Tiny)")
+    parser.add_argument("--minutes", type=float, default=10.0, help="training minutes of each objective")
+    parser.add_argument("--segments", type=int, default=1, help="parts of the training time, each then fine-tuned")
+    parser.add_argument("--imdb_reviews", type=int, default=None, help="fewer IMDB reviews (a quick check)")
+    parser.add_argument("--sequence_length", type=int, default=128)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--vocabulary_size", type=int, default=8000)
+    parser.add_argument("--warmup_steps", type=int, default=300)
+    parser.add_argument("--schedule_steps", type=int, default=100_000, help="steps the cosine decay spans")
+    parser.add_argument("--finetune_epochs", type=int, default=1)
+    parser.add_argument("--finetune_steps", type=int, default=None, help="fewer steps an epoch (a quick check)")
+    common.add_trainer_run_flags(parser)
+    args = parser.parse_args(argv)
+    if args.markdown_from:
+        return common.markdown_from(NAME, markdown, args.markdown_from)
+    objectives = common.selected_models(parser, args.objectives, OBJECTIVES)
+    present, base = accuracy.shared_data_present("sst2_local")
+    if not present or not (base / "imdb").is_dir():
+        print(f"No real SST-2 and IMDB under {base} (set ZOO_SHARED_DATA): nothing to measure.")
+        return
+    with tempfile.TemporaryDirectory() as work_dir:
+        work_dir = pathlib.Path(work_dir)
+        corpus = work_dir / "corpus.txt"
+        counts = write_corpus(base, corpus, args.imdb_reviews)
+        print(f"Corpus: {counts['documents']:,} documents, {counts['sentences']:,} sentences, {counts['words']:,} words")
+        scratch = fine_tune(args, work_dir, "scratch")
+        print(f"From scratch: SST-2 dev {scratch['accuracy'] * 100:.1f}%", flush=True)
+        results = {}
+        for objective in objectives:
+            model_dir, parts = work_dir / f"pretrain_{objective}", []
+            for segment in range(1, args.segments + 1):
+                part = pretrain_part(objective, corpus, model_dir, args, work_dir, args.minutes / args.segments / 60)
+                part["minutes"] = args.minutes * segment / args.segments
+                part["sst2"] = fine_tune(args, work_dir, f"finetune_{objective}_{segment}", init_checkpoint=model_dir)
+                print(f"{objective} after {part['minutes']:.0f} min: MLM {part['mlm_accuracy']:.3f}, "
+                      f"RTD {part.get('rtd_accuracy')}, SST-2 dev {part['sst2']['accuracy'] * 100:.1f}%", flush=True)
+                parts.append(part)
+            results[objective] = parts
+    document = common.new_document(NAME, settings=vars(args), corpus=counts, scratch=scratch, results=results)
+    common.publish(document, markdown, write_markdown=not args.no_markdown)
+
+
+if __name__ == "__main__":
+    main()

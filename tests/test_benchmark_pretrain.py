@@ -1,0 +1,43 @@
+"""benchmarks.pretrain's corpus: IMDB reviews and WikiText articles as documents of sentences."""
+
+import csv
+import gzip
+import json
+import subprocess
+import sys
+
+from cli_runs import REPO
+
+
+def write_corpus(base, path, imdb_limit=None):
+    """`benchmarks.pretrain.write_corpus` run from the repository (benchmarks/ is not installed)."""
+    script = ("import json, pathlib, sys; from benchmarks import pretrain; "
+              "print(json.dumps(pretrain.write_corpus(pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), "
+              "None if sys.argv[3] == 'None' else int(sys.argv[3]))))")
+    done = subprocess.run([sys.executable, "-c", script, str(base), str(path), str(imdb_limit)], cwd=REPO,
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def test_reviews_and_articles_become_documents_of_sentences(tmp_path):
+    (tmp_path / "imdb").mkdir()
+    (tmp_path / "wikitext2").mkdir()
+    with gzip.open(tmp_path / "imdb" / "train.csv.gz", "wt", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["id", "rating", "label", "review"])
+        writer.writerow(["pos/0", "9", "1", "Great film!<br /><br />I laughed. Would watch again?"])
+        writer.writerow(["neg/1", "2", "0", "Dull."])
+    (tmp_path / "wikitext2" / "wiki.test.raw").write_text(
+        " = Robert Boulter = \n\n Robert is an actor. He was born in 1970.\n\n = = Career = = \n\n He acted.\n"
+        " = Du Fu = \n\n Du Fu was a poet.\n", encoding="utf-8")
+    counts = write_corpus(tmp_path, tmp_path / "corpus.txt")
+    documents = [block.split("\n") for block in (tmp_path / "corpus.txt").read_text().strip().split("\n\n")]
+    assert documents == [
+        ["Great film!", "I laughed.", "Would watch again?"],
+        ["Dull."],
+        ["Robert is an actor.", "He was born in 1970.", "He acted."],  # A section heading stays in its article.
+        ["Du Fu was a poet."],
+    ]
+    assert counts == {"documents": 4, "sentences": 8, "words": 24}
+    write_corpus(tmp_path, tmp_path / "first.txt", imdb_limit=1)
+    assert (tmp_path / "first.txt").read_text().split("\n\n")[0].split("\n") == documents[0]
