@@ -32,7 +32,6 @@ SLOW_MODULES = [
     "trainers/test_resume.py",
     "test_serving_compatibility.py",
     "test_packaging.py",
-    "test_benchmark_pretrain.py",
 ]
 # Single tests of otherwise fast modules that train for many steps or export a SavedModel.
 SLOW_TESTS = {
