@@ -117,7 +117,8 @@ def test_lora_on_a_preset_trains_a_small_share_and_exports_merged_weights(preset
 
     config = config_lib.load_config(model_dir / "config.yaml")
     task = tasks.create_task(config, model_dir=model_dir)
-    model = task.build_model(task.prepare_inputs())
+    inputs = task.prepare_inputs()
+    model = task.build_model(inputs)
     tf.train.Checkpoint(model=checkpointable_weights(model)).restore(
         tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
     ).expect_partial()
@@ -131,7 +132,7 @@ def test_lora_on_a_preset_trains_a_small_share_and_exports_merged_weights(preset
     version_dir = export_dir / "bert" / "1"
     assert not [v.name for v in tf.saved_model.load(str(version_dir)).variables if "lora" in v.name]
     served = serve_in_fresh_process(version_dir, TEXTS, tmp_path)
-    expected = tf.nn.softmax(model(task.preprocessor(tf.constant(TEXTS.tolist())), training=False)).numpy()
+    expected = tf.nn.softmax(model(inputs.preprocessor(tf.constant(TEXTS.tolist())), training=False)).numpy()
     np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
 
 
