@@ -41,6 +41,7 @@ from trainers.optimization import create_optimizer  # noqa: E402
 from trainers.phases import Phases  # noqa: E402
 from trainers.quantization import export_quantized  # noqa: E402
 from trainers.strategy import create_strategy, is_chief, split_cpu  # noqa: E402
+from trainers.tasks.pretraining import PRETRAINERS  # noqa: E402
 from trainers.trainer import Trainer, TrainingDivergedError  # noqa: E402
 from zoo.atomic import write_json_atomically  # noqa: E402
 from zoo.errors import ConfigError  # noqa: E402
@@ -69,7 +70,7 @@ flags.DEFINE_string("preset", None, "Overrides task.preset: a keras-hub BERT pre
                     "such as bert_tiny_en_uncased with a network); its sizes, weights and vocabulary.")
 flags.DEFINE_integer("lora_rank", None, "Overrides task.lora_rank: freeze the BERT encoder and train rank-R LoRA "
                      "adapters on its attention query/value projections, plus the head.")
-flags.DEFINE_enum("objective", None, ["mlm", "electra"], "Overrides task.objective (--task=pretrain): mlm, BERT's "
+flags.DEFINE_enum("objective", None, list(PRETRAINERS), "Overrides task.objective (--task=pretrain): mlm, BERT's "
                   "masked LM (+ next sentence prediction); electra, replaced-token detection (Clark et al. 2020).")
 flags.DEFINE_bool("nsp", None, "Overrides task.nsp (--task=pretrain): next sentence prediction (false: RoBERTa's "
                   "masked LM alone; default true for mlm, false for electra).")
