@@ -101,6 +101,7 @@ def pretrain_part(objective, corpus, model_dir, args, work_dir, hours):
         "--steps_per_loop=50", f"--train_hours={hours}",
         f"--params_override=data.vocabulary_size={args.vocabulary_size},task.max_predictions=20,"
         f"train.warmup_fraction={args.warmup_steps / args.schedule_steps}",
+        *args.pretrain_flags.split(),
     ]
     row = run_trainer(args.model, flags, args, work_dir)
     if "error" in row:
@@ -155,6 +156,8 @@ def main(argv=None):
     parser.add_argument("--minutes", type=float, default=10.0, help="training minutes of each objective")
     parser.add_argument("--segments", type=int, default=1, help="parts of the training time, each then fine-tuned")
     parser.add_argument("--imdb_reviews", type=int, default=None, help="fewer IMDB reviews (a quick check)")
+    parser.add_argument("--pretrain_flags", default="--packing --nsp=false --whole_word_masking",
+                        help="more trainers.run flags of both objectives' pretraining (RoBERTa's packing by default)")
     parser.add_argument("--sequence_length", type=int, default=128)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--learning_rate", type=float, default=1e-3)

@@ -14,6 +14,7 @@ import pytest
 import zoo
 from cli_runs import keras_probabilities, run_trainer, serve_in_fresh_process
 from trainers.phases import parse_summary
+from trainers.run import same_family_model
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SAMPLE_TEXTS = ["I love this movie!", "a dull , boring and painfully slow film .", "", "not bad at all " * 40]
@@ -138,6 +139,8 @@ def test_rerun_resumes_and_eval_and_export_modes_reuse_the_run(data_dir, tmp_pat
         (["--model=gru", "--task=distill", "--teacher=/nonexistent"],
          "--teacher=/nonexistent is neither a SavedModel, an export base (<export_dir>/<model>) nor a trained run's"),
         (["--model=gru", "--task=distill", "--teacher=/x", "--alpha=1.5"], "task.alpha must be in [0, 1], got 1.5"),
+        (["--config=bert/sst2_local", "--model=gru"],
+         "--model=gru contradicts --config's model.name=bert; --model may only name another size of the same family"),
     ],
 )
 def test_usage_errors_are_one_line_with_exit_code_2(flags, message, data_dir, tmp_path):
@@ -145,6 +148,11 @@ def test_usage_errors_are_one_line_with_exit_code_2(flags, message, data_dir, tm
     assert result.returncode == 2, result.stderr[-3000:]
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_model_flag_picks_another_size_of_the_configs_family():
+    assert same_family_model("bert_mini", "bert") == "bert_mini"  # `--config=bert/sst2_local --model=bert_mini`
+    assert same_family_model("lstm", "gru") == "lstm"  # One class, another registered variant.
 
 
 def test_a_config_file_with_a_wrongly_typed_field_is_one_line(data_dir, tmp_path):

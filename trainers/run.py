@@ -43,13 +43,15 @@ from trainers.quantization import export_quantized  # noqa: E402
 from trainers.strategy import create_strategy, is_chief, split_cpu  # noqa: E402
 from trainers.tasks.pretraining import PRETRAINERS  # noqa: E402
 from trainers.trainer import Trainer, TrainingDivergedError  # noqa: E402
+from zoo import registry  # noqa: E402
 from zoo.atomic import write_json_atomically  # noqa: E402
 from zoo.errors import ConfigError  # noqa: E402
 from zoo.serving import latest_version_dir, predict_local  # noqa: E402
 
 FLAGS = flags.FLAGS
 MODES = ["train_and_eval", "train", "eval", "export", "predict"]
-flags.DEFINE_string("model", None, "Registered model name: bert (bert_tiny .. bert_base), bow, cnn, gru, lstm, transformer.")
+flags.DEFINE_string("model", None, "Registered model name: bert (bert_tiny .. bert_base), bow, cnn, gru, lstm, transformer. "
+                    "With --config: another size of its model (--config=bert/sst2_local --model=bert_mini).")
 flags.DEFINE_enum("task", None, sorted(tasks.TASKS), "Overrides task.name (default classify). " + " ".join(
     f"{name}: {tasks.TASKS[name].summary()}" for name in sorted(tasks.TASKS)))
 flags.DEFINE_string("config", None, "Experiment YAML: a path, or a shipped config such as bert/sst2_local; default "
@@ -148,12 +150,21 @@ _FLAG_OVERRIDES = {  # flag -> (config section, field)
 }
 
 
+def same_family_model(flag_model, config_model) -> str:
+    """`--model`, when it names another size of the --config's model class (`--config=bert/sst2_local
+    --model=bert_mini`: the recipe on BERT-Mini's sizes; the YAML's other model fields still apply)."""
+    if registry.get_spec(flag_model).model_class is not registry.get_spec(config_model).model_class:
+        raise ConfigError(f"--model={flag_model} contradicts --config's model.name={config_model}; "
+                          f"--model may only name another size of the same family")
+    return flag_model
+
+
 def resolve_config() -> config_lib.ExperimentConfig:
     """The YAML named by --config (or the model's default), then --params_override, then direct flags."""
     if FLAGS.config:
         values = config_lib.load_config(FLAGS.config).to_dict()
         if FLAGS.model and FLAGS.model != values["model"]["name"]:
-            raise ConfigError(f"--model={FLAGS.model} contradicts --config's model.name={values['model']['name']}")
+            values["model"]["name"] = same_family_model(FLAGS.model, values["model"]["name"])
     else:
         if not FLAGS.model:
             raise ConfigError("--model is required (or --config); try --model=bert")
