@@ -67,12 +67,17 @@ def new_document(name, **fields) -> dict:
     }
 
 
-def save_result(document) -> pathlib.Path:
-    """Writes `benchmarks/results/<benchmark>/<UTC timestamp>.json`."""
-    directory = RESULTS_DIR / document["benchmark"]
-    directory.mkdir(parents=True, exist_ok=True)
+def result_path(document) -> pathlib.Path:
+    """`benchmarks/results/<benchmark>/<UTC timestamp>.json`, where a run's result is saved (a figure
+    drawn from it lies beside it, under the same name)."""
     stamp = document["date"].replace(":", "").replace("-", "").replace("+0000", "Z")
-    path = directory / f"{stamp}.json"
+    return RESULTS_DIR / document["benchmark"] / f"{stamp}.json"
+
+
+def save_result(document) -> pathlib.Path:
+    """Writes the run's result JSON at `result_path(document)`."""
+    path = result_path(document)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
 
@@ -142,8 +147,8 @@ def add_output_flags(parser):
     )
 
 
-def markdown_from(name, markdown, source):
-    """Rewrites BENCHMARKS.md's section `name` from a saved result JSON (`latest`: the newest one)."""
+def load_result(name, source) -> dict:
+    """A saved result JSON of benchmark `name`: the file `source`, or the newest one for `latest`."""
     if source == "latest":
         saved = sorted((RESULTS_DIR / name).glob("*.json"))
         if not saved:
@@ -152,7 +157,12 @@ def markdown_from(name, markdown, source):
     document = json.loads(pathlib.Path(source).read_text())
     if document.get("benchmark") != name:
         raise SystemExit(f"{source} is a {document.get('benchmark')!r} result, not {name!r}")
-    write_section(name, markdown(document))
+    return document
+
+
+def markdown_from(name, markdown, source):
+    """Rewrites BENCHMARKS.md's section `name` from a saved result JSON (`latest`: the newest one)."""
+    write_section(name, markdown(load_result(name, source)))
     print(f"Updated {BENCHMARKS_MD} from {source}")
 
 

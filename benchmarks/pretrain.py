@@ -125,6 +125,37 @@ def fine_tune(args, work_dir, run_name, init_checkpoint=None):
     return dict(row, accuracy=json.loads((work_dir / run_name / "metrics.json").read_text())["accuracy"])
 
 
+def plot(document, path):
+    """Draws held-out masked-LM accuracy (left) and SST-2 dev accuracy after fine-tuning (right)
+    against pretraining minutes, a line per objective, from scratch as the 0-minute point; a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # No screen: draw to a file.
+    from matplotlib import pyplot
+
+    figure, (mlm_axes, sst2_axes) = pyplot.subplots(1, 2, figsize=(10, 4))
+    for objective, parts in document["results"].items():
+        minutes = [part["minutes"] for part in parts]
+        mlm_axes.plot(minutes, [part["mlm_accuracy"] * 100 for part in parts], marker="o", label=objective)
+        sst2_axes.plot([0, *minutes], [document["scratch"]["accuracy"] * 100,
+                                       *(part["sst2"]["accuracy"] * 100 for part in parts)], marker="o", label=objective)
+    mlm_axes.set(title="Held-out masked-LM accuracy", xlabel="pretraining minutes", ylabel="%")
+    sst2_axes.set(title="SST-2 dev after fine-tuning", xlabel="pretraining minutes (0: from scratch)", ylabel="%")
+    for axes in (mlm_axes, sst2_axes):
+        axes.grid(alpha=0.3)
+        axes.legend()
+    machine = document["machine"]
+    figure.suptitle(f"{document['settings']['model']} on {machine['cpu']}, {machine['cores']} cores", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+
+
+def figure_path(document) -> pathlib.Path:
+    """Where `plot` draws a result's figure: beside its JSON."""
+    return common.result_path(document).with_suffix(".png")
+
+
 def markdown(document) -> str:
     settings, corpus = document["settings"], document["corpus"]
     rows = [["none (from scratch)", "-", "-", "-", f"**{document['scratch']['accuracy'] * 100:.1f}%**"]]
@@ -145,7 +176,9 @@ def markdown(document) -> str:
         f"train reviews and WikiText-2's test articles; sequence {settings['sequence_length']}, batch "
         f"{settings['batch_size']}, peak learning rate {settings['learning_rate']}, warmup {settings['warmup_steps']} steps. "
         f"Fine-tuning: `--config=bert/sst2_local --epochs={settings['finetune_epochs']}`, SST-2 dev (872 sentences), "
-        f"one seed.\n\n{table}\n"
+        f"one seed.\n\n{table}\n\n"
+        f"![Held-out MLM accuracy and SST-2 dev against pretraining minutes]"
+        f"({figure_path(document).relative_to(common.REPOSITORY)})\n"
     )
 
 
@@ -169,6 +202,8 @@ def main(argv=None):
     common.add_trainer_run_flags(parser)
     args = parser.parse_args(argv)
     if args.markdown_from:
+        document = common.load_result(NAME, args.markdown_from)
+        plot(document, figure_path(document))
         return common.markdown_from(NAME, markdown, args.markdown_from)
     objectives = common.selected_models(parser, args.objectives, OBJECTIVES)
     present, base = accuracy.shared_data_present("sst2_local")
@@ -194,6 +229,7 @@ def main(argv=None):
                 parts.append(part)
             results[objective] = parts
     document = common.new_document(NAME, settings=vars(args), corpus=counts, scratch=scratch, results=results)
+    plot(document, figure_path(document))
     common.publish(document, markdown, write_markdown=not args.no_markdown)
 
 

@@ -41,3 +41,22 @@ def test_reviews_and_articles_become_documents_of_sentences(tmp_path):
     assert counts == {"documents": 4, "sentences": 8, "words": 24}
     write_corpus(tmp_path, tmp_path / "first.txt", imdb_limit=1)
     assert (tmp_path / "first.txt").read_text().split("\n\n")[0].split("\n") == documents[0]
+
+
+def test_the_figure_is_drawn_beside_the_json_and_embedded_in_the_markdown(tmp_path):
+    part = {"minutes": 15.0, "global_step": 900, "mlm_accuracy": 0.3, "rtd_accuracy": None, "sst2": {"accuracy": 0.81}}
+    document = {"benchmark": "pretrain", "date": "2026-12-02T04:00:00+00:00", "command": "python -m benchmarks.pretrain",
+                "machine": {"cpu": "AMD EPYC", "cores": 2, "vector_extensions": [], "memory_gib": 23.0,
+                            "load_average_at_start": [0, 0, 0], "gpu": "none"},
+                "versions": {}, "settings": {"model": "bert_mini", "sequence_length": 64, "batch_size": 32,
+                                             "learning_rate": 1e-3, "warmup_steps": 300, "finetune_epochs": 1},
+                "corpus": {"documents": 2, "words": 10}, "scratch": {"accuracy": 0.79},
+                "results": {"mlm": [part, dict(part, minutes=30.0, mlm_accuracy=0.4)],
+                            "electra": [dict(part, rtd_accuracy=0.9)]}}
+    script = ("import json, pathlib, sys; from benchmarks import pretrain; document = json.loads(sys.argv[1]); "
+              "pretrain.plot(document, pathlib.Path(sys.argv[2])); print(pretrain.markdown(document))")
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(document), str(tmp_path / "figure.png")], cwd=REPO,
+                          capture_output=True, text=True, check=True)
+    assert (tmp_path / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "](benchmarks/results/pretrain/20261202T040000Z.png)" in done.stdout
+    assert "| mlm | 30 min (900 steps) | 40.0% | - | **81.0%** |" in done.stdout
