@@ -27,6 +27,10 @@ from zoo.atomic import write_json_atomically
 from zoo.errors import ConfigError
 
 
+# Speeds the progress line and TensorBoard show, each of the last host call (its steps_per_loop steps).
+THROUGHPUT = ("examples_per_s", "tokens_per_s")
+
+
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -40,6 +44,17 @@ def checkpointable_weights(model) -> tf.train.Checkpoint:
     same weights in the same order, so the list restores exactly, and a shape mismatch fails loudly.
     """
     return tf.train.Checkpoint(weights=list(model.weights))
+
+
+def real_tokens(inputs):
+    """The real (non-padding) tokens of a batch, a float32 scalar: BERT's padding mask summed, or
+    the non-zero ids of a [batch, sequence] int tensor (0 is padding); 0 for images. What the
+    progress line's tokens/s counts."""
+    if isinstance(inputs, dict) and "padding_mask" in inputs:
+        return tf.reduce_sum(tf.cast(inputs["padding_mask"], tf.float32))
+    if not isinstance(inputs, dict) and inputs.dtype.is_integer and inputs.shape.rank == 2:
+        return tf.reduce_sum(tf.cast(inputs != 0, tf.float32))
+    return tf.constant(0.0)
 
 
 class Trainer:
@@ -153,7 +168,7 @@ class Trainer:
         outputs, per_example_loss, gradients = self._compute_gradients(inputs, labels)
         gradients = [densify(gradient) for gradient in gradients]
         self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
-        return self.objective.step_sums(labels, outputs, per_example_loss)
+        return dict(self.objective.step_sums(labels, outputs, per_example_loss), tokens=real_tokens(inputs))
 
     def _eval_step(self, batch):
         inputs, labels = batch
@@ -162,8 +177,8 @@ class Trainer:
     # ---------------------------------------------------------------- K steps per host call
     @tf.function
     def _train_loop(self, iterator, num_steps):
-        """Runs `num_steps` train steps; returns the objective's SUMS over them."""
-        totals = {name: 0.0 for name in self.objective.SUMS}
+        """Runs `num_steps` train steps; returns the objective's SUMS and the real `tokens` over them."""
+        totals = {name: 0.0 for name in (*self.objective.SUMS, "tokens")}
         for _ in tf.range(num_steps):
             per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
             sums = {
@@ -196,7 +211,8 @@ class Trainer:
             num_steps: int (or int32 scalar tensor).
 
         Returns:
-            The objective's SUMS over the steps: name -> float32 scalar tensor.
+            The objective's SUMS over the steps, and the real `tokens` trained on (`real_tokens`):
+            name -> float32 scalar tensor.
         """
         return self._train_loop(iterator, tf.convert_to_tensor(num_steps, tf.int32))
 
@@ -235,15 +251,20 @@ class Trainer:
         self.examples_trained = 0
         self.budget_reached = False
         deadline = None if time_budget_seconds is None else time.monotonic() + time_budget_seconds
+        if deadline is not None:
+            stop_by = time.strftime("%H:%M", time.localtime(time.time() + time_budget_seconds))
+            print(f"Time budget: {time_budget_seconds / 3600:g} h; training stops at the first loop end after {stop_by}")
         while (step := int(self.global_step.numpy())) < total_steps and not self.budget_reached:
             epoch = step // steps_per_epoch
             print(f"Epoch {epoch + 1}/{epochs}")
-            progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=list(self.objective.RATIOS))
+            progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=[*self.objective.RATIOS, *THROUGHPUT])
             epoch_end = (epoch + 1) * steps_per_epoch
             epoch_sums = {name: 0.0 for name in self.objective.SUMS}
             while step < epoch_end and not self.budget_reached:
                 num_steps = min(self.steps_per_loop, epoch_end - step)
+                started = time.perf_counter()
                 sums = {key: float(value) for key, value in train_loop(iterator, tf.constant(num_steps)).items()}
+                throughput = self._throughput(sums, time.perf_counter() - started)
                 if not math.isfinite(sums["loss_sum"]):
                     raise TrainingDivergedError(
                         f"loss became {sums['loss_sum']} near step {step}; the last good checkpoint "
@@ -253,9 +274,9 @@ class Trainer:
                 self.examples_trained += int(sums["count"])
                 epoch_sums = {key: epoch_sums[key] + sums[key] for key in epoch_sums}
                 epoch_metrics = self._ratios(epoch_sums)
-                progress.update(step - epoch * steps_per_epoch, list(epoch_metrics.items()))
+                progress.update(step - epoch * steps_per_epoch, [*epoch_metrics.items(), *throughput.items()])
                 with self._train_writer.as_default(step=step):
-                    for name, value in self._ratios(sums).items():
+                    for name, value in {**self._ratios(sums), **throughput}.items():
                         tf.summary.scalar(name, value)
                     tf.summary.scalar("learning_rate", float(self.optimizer.learning_rate))
                 if manager.checkpoint_interval and step < epoch_end:
@@ -278,6 +299,14 @@ class Trainer:
             return past
         votes = self.strategy.run(lambda: tf.constant(float(past)))
         return bool(self.strategy.reduce(tf.distribute.ReduceOp.MAX, votes, axis=None) > 0)
+
+    @staticmethod
+    def _throughput(sums, seconds):
+        """THROUGHPUT of one host call: examples (and real tokens, for text) per second of it."""
+        rates = {"examples_per_s": sums["count"] / seconds}
+        if sums["tokens"]:
+            rates["tokens_per_s"] = sums["tokens"] / seconds
+        return rates
 
     def _ratios(self, sums):
         return {metric: sums[top] / max(sums[bottom], 1.0) for metric, (top, bottom) in self.objective.RATIOS.items()}

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from trainers.trainer import Trainer, TrainingDivergedError, checkpointable_weights, densify
+from trainers.trainer import Trainer, TrainingDivergedError, checkpointable_weights, densify, real_tokens
 from trainers.config import config_from_dict
 from trainers.optimization import create_optimizer
 from trainers.tasks.classification import Classification
@@ -133,3 +133,23 @@ def test_a_time_budget_stops_at_a_loop_end_with_a_checkpoint_and_a_rerun_finishe
     resumed.train(_input_fn(repeat=True), epochs=3, steps_per_epoch=8, after_epoch=evaluated.append,
                   time_budget_seconds=3600.0)
     assert not resumed.budget_reached and int(resumed.global_step.numpy()) == 24 and evaluated == [0, 1, 2]
+
+
+def test_real_tokens_count_what_is_not_padding():
+    padding_mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0]], np.int32)
+    assert float(real_tokens({"token_ids": padding_mask * 7, "padding_mask": padding_mask})) == 4.0
+    assert float(real_tokens(tf.constant([[5, 3, 0], [0, 0, 0]]))) == 2.0  # 0 is padding in token ids.
+    assert float(real_tokens(tf.zeros([2, 8, 8, 1]))) == 0.0  # Images have no tokens.
+
+
+def test_progress_shows_examples_and_tokens_per_second_and_tensorboard_keeps_them(tmp_path, capsys):
+    trainer = _trainer(tmp_path)
+    sums = trainer.train_steps(iter(tf.distribute.get_strategy().distribute_datasets_from_function(
+        _input_fn(repeat=True))), 2)
+    assert float(sums["tokens"]) == 2 * 8 * 8  # Two batches of 8 examples of 8 real tokens.
+    trainer.train(_input_fn(repeat=True), epochs=1, steps_per_epoch=8)
+    progress = capsys.readouterr().out
+    assert "examples_per_s:" in progress and "tokens_per_s:" in progress
+    logged = {value.tag for path in (tmp_path / "train").glob("events*")
+              for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value}
+    assert {"examples_per_s", "tokens_per_s", "accuracy", "learning_rate"} <= logged
