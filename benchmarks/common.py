@@ -207,13 +207,16 @@ def alternating_blocks(sides, *, blocks, calls_per_block):
     return times
 
 
-def matmul_gflops(size=2048, repeats=8) -> float:
-    """The machine's fp32 matmul rate: median GFLOP/s of `tf.matmul` on [size, size] operands."""
+def matmul_gflops(shape=(2048, 2048, 2048), repeats=8, dtype="float32") -> float:
+    """The machine's matmul rate: median GFLOP/s of `tf.matmul` of [m, k] x [k, n] operands of
+    `dtype`, `shape` = (m, k, n)."""
     import tensorflow as tf
 
-    a = tf.random.stateless_normal([size, size], seed=[1, 2])
-    b = tf.random.stateless_normal([size, size], seed=[3, 4])
-    matmul = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))  # The sum makes it synchronous.
+    rows, inner, columns = shape
+    a = tf.cast(tf.random.stateless_normal([rows, inner], seed=[1, 2]), dtype)
+    b = tf.cast(tf.random.stateless_normal([inner, columns], seed=[3, 4]), dtype)
+    # The sum makes it synchronous.
+    matmul = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.matmul(x, y), tf.float32)))
     for _ in range(3):  # Tracing, thread pool start-up, clock ramp-up.
         matmul(a, b).numpy()
     seconds = []
@@ -221,7 +224,7 @@ def matmul_gflops(size=2048, repeats=8) -> float:
         started = time.perf_counter()
         matmul(a, b).numpy()
         seconds.append(time.perf_counter() - started)
-    return 2 * size**3 / median(seconds) / 1e9
+    return 2 * rows * inner * columns / median(seconds) / 1e9
 
 
 def quiet_tensorflow():

@@ -261,8 +261,8 @@ def run_config(setup, jit_compile):
     )
 
 
-def zoo_step(setup, batch, jit_compile, steps_per_loop, model_dir, **trainer_options):
-    """A callable running `steps_per_loop` steps of the zoo Trainer's loop, synchronously.
+def zoo_trainer(setup, batch, jit_compile, steps_per_loop, model_dir, **trainer_options) -> Trainer:
+    """The zoo `Trainer` of `setup`'s model, built (under the global dtype policy) on `batch`.
 
     `trainer_options` go to `Trainer` (`benchmarks.bert_step_variants` sets `whole_step_in_xla`).
     """
@@ -282,7 +282,15 @@ def zoo_step(setup, batch, jit_compile, steps_per_loop, model_dir, **trainer_opt
         jit_compile=jit_compile,
         **trainer_options,
     )
-    dataset = strategy.distribute_datasets_from_function(lambda context: tf.data.Dataset.from_tensors(batch).repeat())
+    return trainer
+
+
+def zoo_step(setup, batch, jit_compile, steps_per_loop, model_dir, **trainer_options):
+    """A callable running `steps_per_loop` steps of the zoo Trainer's loop, synchronously; the
+    model's parameter count. Arguments as `zoo_trainer`'s."""
+    trainer = zoo_trainer(setup, batch, jit_compile, steps_per_loop, model_dir, **trainer_options)
+    dataset = trainer.strategy.distribute_datasets_from_function(
+        lambda context: tf.data.Dataset.from_tensors(batch).repeat())
     iterator = iter(dataset)
     num_steps = tf.constant(steps_per_loop)
 
@@ -290,7 +298,7 @@ def zoo_step(setup, batch, jit_compile, steps_per_loop, model_dir, **trainer_opt
         totals = trainer.train_steps(iterator, num_steps)
         return float(totals["loss_sum"])  # Waits for the step to finish.
 
-    return step, model.count_params()
+    return step, trainer.model.count_params()
 
 
 def peer_step(setup, batch, jit_compile):
