@@ -33,7 +33,7 @@ import zoo  # noqa: E402
 from benchmarks.train_throughput import BERT_VOCABULARY_SIZE, Setup, encoder_flops, make_batch, zoo_trainer  # noqa: E402
 
 NAME = "mixed_precision"
-SIZES = ("bert_mini", "bert_small")
+SIZES = ("bert_tiny", "bert_mini", "bert_small")
 POLICIES = ("float32", "mixed_bfloat16")
 STAGES = ("forward", "forward + backward", "whole step", "whole step, XLA")
 BATCH_SIZE, SEQUENCE_LENGTH = 32, 128

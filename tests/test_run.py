@@ -219,17 +219,24 @@ def test_quantized_export_models_config_and_local_predict_mode(data_dir, tmp_pat
     assert len(answers) == 2 and answers[0].startswith("'I love this movie!': class ")
 
 
-@pytest.mark.parametrize("model_name, policy", [("bert", "mixed_bfloat16"), ("cnn", "mixed_float16")])
-def test_mixed_precision_trains_and_exports_float32_probabilities(model_name, policy, data_dir, tmp_path):
-    """bfloat16 runs as is; float16 goes through the LossScaleOptimizer; logits stay float32."""
+@pytest.mark.parametrize("model_name, flag, policy", [
+    ("bert", "mixed_bfloat16", "mixed_bfloat16"),
+    ("cnn", "mixed_float16", "mixed_float16"),
+    ("cnn", "auto", "float32"),  # A model without attention stays float32 on a CPU (trainers/precision.py).
+])
+def test_mixed_precision_trains_and_exports_float32_probabilities(model_name, flag, policy, data_dir, tmp_path):
+    """bfloat16 runs as is; float16 goes through the LossScaleOptimizer; logits stay float32; the
+    run's config records the policy that `auto` chose."""
     result = run_trainer(
-        f"--model={model_name}", f"--mixed_precision={policy}", "--epochs=1", "--steps_per_epoch=4",
+        f"--model={model_name}", f"--mixed_precision={flag}", "--epochs=1", "--steps_per_epoch=4",
         f"--model_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}", f"--data_dir={data_dir}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert np.isfinite(json.loads((tmp_path / "run" / "metrics.json").read_text())["loss"])
     assert "Exported model's answer for" in result.stdout
     assert f"mixed_precision: {policy}" in (tmp_path / "run" / "config.yaml").read_text()
+    if flag == "auto":
+        assert f"Precision: {policy} (--mixed_precision=auto on a CPU" in result.stdout
 
 
 def test_flagfile_one_device_strategy_and_override_precedence(data_dir, tmp_path):

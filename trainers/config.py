@@ -78,7 +78,7 @@ class RuntimeConfig:
     strategy: str = "default"  # default | one_device | mirrored | multi_worker | tpu
     cpu_devices: int | None = None  # mirrored without GPUs: split the host CPU into this many devices.
     tpu: str | None = None  # tpu: local, a TPU name, or grpc://host:port.
-    mixed_precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
+    mixed_precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16 | auto (trainers/precision.py)
 
 
 @dataclasses.dataclass
@@ -223,9 +223,9 @@ def validate(config: ExperimentConfig):
             raise ConfigError(f"{key} must be a positive integer, got {value}")
     if config.train.learning_rate <= 0:
         raise ConfigError(f"train.learning_rate must be > 0, got {config.train.learning_rate}")
-    if config.runtime.mixed_precision not in MIXED_PRECISION_POLICIES:
+    if config.runtime.mixed_precision not in (*MIXED_PRECISION_POLICIES, "auto"):
         raise ConfigError(
-            f"runtime.mixed_precision must be one of {', '.join(MIXED_PRECISION_POLICIES)}, "
+            f"runtime.mixed_precision must be one of {', '.join(MIXED_PRECISION_POLICIES)}, auto, "
             f"got {config.runtime.mixed_precision!r}"
         )
     if config.train.train_hours is not None and config.train.train_hours <= 0:

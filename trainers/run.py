@@ -36,7 +36,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from trainers import config as config_lib  # noqa: E402
-from trainers import tasks  # noqa: E402
+from trainers import precision, tasks  # noqa: E402
 from trainers.optimization import create_optimizer  # noqa: E402
 from trainers.phases import Phases  # noqa: E402
 from trainers.quantization import export_quantized  # noqa: E402
@@ -104,7 +104,8 @@ flags.DEFINE_bool("restore_best", None, "Overrides train.restore_best: after tra
 flags.DEFINE_string("strategy", None, "Overrides runtime.strategy: default | one_device | mirrored | multi_worker | tpu.")
 flags.DEFINE_integer("cpu_devices", None, "Overrides runtime.cpu_devices: split a GPU-less host into N devices.")
 flags.DEFINE_string("tpu", None, "Overrides runtime.tpu: local, a TPU name, or grpc://host:port.")
-flags.DEFINE_string("mixed_precision", None, "Overrides runtime.mixed_precision: float32 | mixed_float16 | mixed_bfloat16.")
+flags.DEFINE_string("mixed_precision", None, "Overrides runtime.mixed_precision: float32 | mixed_float16 | mixed_bfloat16 "
+                    "| auto (the faster on this machine, by the rules of trainers/precision.py).")
 flags.DEFINE_enum("mode", "train_and_eval", MODES, "train_and_eval: train, evaluating after each epoch "
                   "(best checkpoint kept), then evaluate and export; train: train and export; eval: evaluate "
                   "the latest checkpoint; export: export the best (else latest) checkpoint; predict: answer "
@@ -210,6 +211,12 @@ def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
             split_cpu(runtime.cpu_devices)
         strategy = create_strategy(runtime.strategy, cpu_devices=runtime.cpu_devices, tpu=runtime.tpu)
     print(f"Strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
+    if runtime.mixed_precision == precision.AUTO:
+        model_fields = {**registry.default_config(config.model_name), **config.model_overrides}
+        policy, reason = precision.auto_policy(strategy, model_fields, config.train.jit_compile)
+        print(f"Precision: {policy} (--mixed_precision=auto on {reason})")
+        runtime = dataclasses.replace(runtime, mixed_precision=policy)
+        config = dataclasses.replace(config, runtime=runtime)
     chief = is_chief(strategy)
     if not chief:
         model_dir = pathlib.Path(tempfile.mkdtemp(prefix="zoo-worker-"))
