@@ -1,6 +1,6 @@
 """float32 against mixed_bfloat16 on this CPU: where a BERT train step's time goes in each, by size.
 
-    python -m benchmarks.mixed_precision                       # bert_mini and bert_small (~10 min)
+    python -m benchmarks.mixed_precision                       # bert_tiny, bert_mini, bert_small (~6 min)
     python -m benchmarks.mixed_precision --models=bert_mini
 
 A bf16 matmul can run at several times the fp32 rate on CPUs with bf16 units (AVX512-BF16 on AMD
@@ -16,7 +16,7 @@ one process, both policies:
 
 The float32 / bf16 ratio of each stage says where bf16 gains and where it loses (the difference
 between two stages is the time of the part they differ by). `trainers.run --mixed_precision=auto`
-reads nothing from here at run time; its rule (trainers/precision.py) cites these figures.
+reads nothing from here at run time; its rule (trainers/precision.py) follows these figures.
 """
 
 import argparse

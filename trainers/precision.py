@@ -7,7 +7,7 @@
   (BENCHMARKS.md, "float32 against mixed_bfloat16"; AMD EPYC with AVX512-BF16, batch 32 x 128):
   a CPU with bf16 units (the avx512_bf16 or amx_bf16 flag), a Transformer encoder of hidden size
   256 and up (BERT-Mini's whole step 1.20x, BERT-Small's 1.42x; BERT-Tiny's, at 128, 0.98x), and no
-  XLA (XLA's CPU backend computes bf16 slower than float32: 0.67-0.91x). Everything else, and
+  XLA (with XLA the bf16 step measured slower than float32: 0.67-0.91x). Everything else, and
   every model without attention (unmeasured), stays `float32`.
 """
 
@@ -51,7 +51,7 @@ def auto_policy(strategy, model_config, jit_compile) -> tuple[str, str]:
     if not cpu_has_bf16_units():
         return "float32", "a CPU without bf16 units"
     if jit_compile:
-        return "float32", "a CPU with bf16 units, but XLA's CPU backend computes bf16 slower"
+        return "float32", "a CPU with bf16 units, but with XLA bf16 measured slower there"
     if "num_heads" not in model_config or model_config.get("hidden_dim", 0) < BF16_MIN_HIDDEN_DIM:
         return "float32", f"a CPU with bf16 units, but bf16 pays only for encoders of hidden size {BF16_MIN_HIDDEN_DIM}+"
     return "mixed_bfloat16", f"a CPU with bf16 units and an encoder of hidden size {model_config['hidden_dim']}"

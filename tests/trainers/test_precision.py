@@ -23,7 +23,7 @@ def test_cpu_bf16_units_are_read_from_the_flags(tmp_path):
     (True, BERT_MINI, False, "mixed_bfloat16", "an encoder of hidden size 256"),
     (True, BERT_TINY, False, "float32", "bf16 pays only for encoders of hidden size 256+"),
     (True, GRU, False, "float32", "bf16 pays only for encoders"),
-    (True, BERT_MINI, True, "float32", "XLA's CPU backend computes bf16 slower"),
+    (True, BERT_MINI, True, "float32", "with XLA bf16 measured slower"),
     (False, BERT_MINI, False, "float32", "a CPU without bf16 units"),
 ])
 def test_on_a_cpu_bf16_only_where_it_was_measured_faster(bf16_units, model, jit_compile, policy, reason, monkeypatch):
