@@ -100,7 +100,7 @@ def pretrain_part(objective, corpus, model_dir, args, work_dir, hours):
         f"--learning_rate={args.learning_rate}", "--epochs=1", f"--steps_per_epoch={args.schedule_steps}",
         "--steps_per_loop=50", f"--train_hours={hours}",
         f"--params_override=data.vocabulary_size={args.vocabulary_size},task.max_predictions=20,"
-        f"train.warmup_fraction={args.warmup_steps / args.schedule_steps}",
+        f"train.warmup_fraction={args.warmup_steps / args.schedule_steps},train.clipnorm={args.clipnorm}",
         *args.pretrain_flags.split(),
     ]
     row = run_trainer(args.model, flags, args, work_dir)
@@ -174,7 +174,8 @@ def markdown(document) -> str:
         f"{common.environment_line(document)}\n\n"
         f"Model `{settings['model']}`; corpus: {corpus['documents']:,} documents ({corpus['words']:,} words) of IMDB "
         f"train reviews and WikiText-2's test articles; sequence {settings['sequence_length']}, batch "
-        f"{settings['batch_size']}, peak learning rate {settings['learning_rate']}, warmup {settings['warmup_steps']} steps. "
+        f"{settings['batch_size']}, peak learning rate {settings['learning_rate']}, warmup {settings['warmup_steps']} steps, "
+        f"gradients clipped at global norm {settings.get('clipnorm')}; `{settings.get('pretrain_flags', '')}`. "
         f"Fine-tuning: `--config=bert/sst2_local --epochs={settings['finetune_epochs']}`, SST-2 dev (872 sentences), "
         f"one seed.\n\n{table}\n\n"
         f"![Held-out MLM accuracy and SST-2 dev against pretraining minutes]"
@@ -193,7 +194,8 @@ def main(argv=None):
                         help="more trainers.run flags of both objectives' pretraining (RoBERTa's packing by default)")
     parser.add_argument("--sequence_length", type=int, default=128)
     parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--learning_rate", type=float, default=5e-4, help="peak (ELECTRA-Small's)")
+    parser.add_argument("--clipnorm", type=float, default=1.0, help="gradient clipping by global norm, as BERT's")
     parser.add_argument("--vocabulary_size", type=int, default=8000)
     parser.add_argument("--warmup_steps", type=int, default=300)
     parser.add_argument("--schedule_steps", type=int, default=100_000, help="steps the cosine decay spans")
