@@ -9,16 +9,19 @@ lines), split into sentences at . ! ? and written to a temporary text file (one 
 a blank line between documents). Never IMDB's test file.
 
 For each objective (`--objectives`, default mlm and electra), one `python -m trainers.run
---task=pretrain --objective=...` run, trained in `--segments` parts of `--minutes / --segments`
+--task=pretrain --objective=...` run (`--pretrain_flags`: RoBERTa's packed sequences without next
+sentence prediction, whole-word masking), trained in `--segments` parts of `--minutes / --segments`
 each (`--train_hours`; each part resumes the last). Both objectives follow the same learning-rate
 curve per step: a warmup of `--warmup_steps`, then a cosine decay over `--schedule_steps`, far
-more steps than the budget reaches (so nearly constant). After each part:
+more steps than the budget reaches (so nearly constant), gradients clipped at `--clipnorm`. After
+each part:
 - the run's own held-out evaluation (every 20th document): masked-LM accuracy, and for ELECTRA
   the discriminator's replaced-token accuracy;
 - a fine-tuning on SST-2 from its latest checkpoint (`--init_checkpoint`, the shipped
   `bert/sst2_local` recipe, `--finetune_epochs`), scored on SST-2 dev (872 sentences).
-Beside them, the same fine-tuning from scratch. Writes `benchmarks/results/pretrain/<UTC>.json`
-and BENCHMARKS.md's pretrain section. Needs the real data under ../shared/data; says so and exits
+Beside them, the same fine-tuning from scratch. Writes `benchmarks/results/pretrain/<UTC>.json`,
+a figure of both accuracies against pretraining minutes beside it (`<UTC>.png`), and BENCHMARKS.md's
+pretrain section, which shows the figure. Needs the real data under ../shared/data; says so and exits
 otherwise.
 """
 
