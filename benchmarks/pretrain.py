@@ -150,6 +150,7 @@ def plot(document, path):
     machine = document["machine"]
     figure.suptitle(f"{document['settings']['model']} on {machine['cpu']}, {machine['cores']} cores", fontsize=9)
     figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)  # A first result's folder does not exist yet.
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
 
@@ -234,8 +235,8 @@ def main(argv=None):
                 parts.append(part)
             results[objective] = parts
     document = common.new_document(NAME, settings=vars(args), corpus=counts, scratch=scratch, results=results)
+    common.publish(document, markdown, write_markdown=not args.no_markdown)  # The JSON first: hours of results.
     plot(document, figure_path(document))
-    common.publish(document, markdown, write_markdown=not args.no_markdown)
 
 
 if __name__ == "__main__":

@@ -55,8 +55,9 @@ def test_the_figure_is_drawn_beside_the_json_and_embedded_in_the_markdown(tmp_pa
                             "electra": [dict(part, rtd_accuracy=0.9)]}}
     script = ("import json, pathlib, sys; from benchmarks import pretrain; document = json.loads(sys.argv[1]); "
               "pretrain.plot(document, pathlib.Path(sys.argv[2])); print(pretrain.markdown(document))")
-    done = subprocess.run([sys.executable, "-c", script, json.dumps(document), str(tmp_path / "figure.png")], cwd=REPO,
+    figure = tmp_path / "pretrain" / "figure.png"  # In a folder not made yet, as a first result's.
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(document), str(figure)], cwd=REPO,
                           capture_output=True, text=True, check=True)
-    assert (tmp_path / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "](benchmarks/results/pretrain/20261202T040000Z.png)" in done.stdout
     assert "| mlm | 30 min (900 steps) | 40.0% | - | **81.0%** |" in done.stdout
