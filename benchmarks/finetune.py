@@ -1,28 +1,29 @@
-"""Fine-tuning on SST-2 from scratch: zoo (tokenize once, length buckets, K steps a call) vs keras-hub.
+"""Fine-tuning on SST-2 from scratch, as a user waits for it: the zoo's whole command vs keras-hub's recipe.
 
-    python -m benchmarks.finetune            # about 30 min; skips when ../shared/data/sst2 is absent
-    python -m benchmarks.finetune --sizes=bert_mini --no_markdown   # one size; BENCHMARKS.md untouched
+    python -m benchmarks.finetune            # about 35 min; skips when ../shared/data/sst2 is absent
+    python -m benchmarks.finetune --sizes=bert_tiny --no_markdown   # one size; BENCHMARKS.md untouched
 
 For each model size, on GLUE SST-2 train (67,349 sentences) and dev (872), one epoch, with the same
-model size, WordPiece vocabulary (learned once from the train split, shared by both sides), batch
-size, optimizer (AdamW, weight decay 0.01) and peak learning rate:
+model size, vocabulary size (at most 8,000 WordPiece tokens, each side learning its own from the
+train split), sequence length 128, batch size, optimizer (AdamW, weight decay 0.01) and peak
+learning rate, both sides measured whole:
 
 - zoo: `python -m trainers.run --model=... --train_files=train.tsv --eval_files=dev.tsv --epochs=1`
-  in a subprocess: a whole real epoch. Its own printout gives the epoch time (evaluation excluded)
-  and metrics.json the dev accuracy; the process's wall time (vocabulary, tokenization, tracing,
-  evaluation and export included) is reported beside it, split into the run's phases (its
-  "Phases: ..." line, `trainers.phases`).
-- keras-hub: its recipe, raw strings -> `BertTextClassifierPreprocessor(sequence_length=128)` ->
-  `BertClassifier.fit` (for the transformer: keras-hub `WordPieceTokenizer(sequence_length=128)`
-  mapped over the data, then `TokenAndPositionEmbedding` + `TransformerEncoder` blocks + masked mean
-  pool), compiled as the recipe does (`jit_compile="auto"`, which is no XLA on this CPU) and, as a
-  second, stronger peer, with XLA forced (`jit_compile=True`). A whole epoch would take an hour for
-  bert_mini, so each is TIMED on `--peer_steps` steps in two blocks, one before and one after zoo's
-  epoch (docs/keras_tf_behaviour.md section 11: per-step medians, alternating), and its epoch time EXTRAPOLATED as
-  the median step time x the epoch's steps. The recipe's dev accuracy is measured after training
-  for `--peer_accuracy_seconds` more (a subset of the epoch, steps reported), not a whole epoch.
+  in a subprocess, timed from process start to exit (Python and TensorFlow start-up, vocabulary,
+  tokenization, training, evaluation and the SavedModel export), with the run's own "Phases: ..."
+  line (`trainers.phases`) and its epoch time.
+- keras-hub: its recipe in this process (TensorFlow already imported, which favours it by the few
+  seconds of start-up): `keras_hub.tokenizers.compute_word_piece_vocabulary` on the train split
+  (the zoo learns its vocabulary with Hugging Face `tokenizers`' trainer), raw strings ->
+  `BertTextClassifierPreprocessor(sequence_length=128)` -> `BertClassifier.fit` over a whole epoch
+  (for the transformer: keras-hub `WordPieceTokenizer(sequence_length=128)` mapped over the data,
+  then `TokenAndPositionEmbedding` + `TransformerEncoder` blocks + masked mean pool), compiled as
+  the recipe does (`jit_compile="auto"`, which is no XLA on this CPU), then its dev accuracy. No
+  export: the zoo's command does more.
 
-Writes `benchmarks/results/finetune/<UTC>.json` and BENCHMARKS.md's finetune section.
+The ratio is keras-hub's vocabulary + epoch + evaluation over the zoo's whole command; the epochs
+alone are compared beside it. Writes `benchmarks/results/finetune/<UTC>.json` and BENCHMARKS.md's
+finetune section.
 """
 
 import json
@@ -41,8 +42,6 @@ from trainers.phases import parse_summary
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["bert_tiny", "bert_mini", "transformer"], "Model sizes to compare.")
-flags.DEFINE_integer("peer_steps", 10, "keras-hub steps timed per block (two blocks, around zoo's epoch).")
-flags.DEFINE_integer("peer_accuracy_seconds", 150, "keras-hub trains this long before its dev accuracy is measured.")
 flags.DEFINE_string("data", str(common.REPOSITORY.parent / "shared" / "data" / "sst2"), "GLUE SST-2 folder.")
 flags.DEFINE_bool("no_markdown", False, "Only write the result JSON; leave BENCHMARKS.md alone (benchmarks/gpu_check.sh).")
 
@@ -64,9 +63,11 @@ def read_tsv(path):
 
 
 def run_zoo(size, model_dir, data_dir):
-    """One epoch through trainers.run; returns its epoch time, dev accuracy and wall time."""
+    """One epoch through trainers.run, vocabulary learned by the run; its epoch time, dev accuracy,
+    phases and wall time (process start to exit)."""
     model, overrides, batch_size, learning_rate = SIZES[size]
-    override = ",".join(f"model.{key}={value}" for key, value in overrides.items())
+    override = ",".join([f"model.{key}={value}" for key, value in overrides.items()]
+                        + [f"data.vocabulary_size={VOCABULARY_SIZE}"])
     command = [
         sys.executable, "-m", "trainers.run", f"--model={model}",
         f"--train_files={data_dir}/train.tsv", f"--eval_files={data_dir}/dev.tsv", "--epochs=1",
@@ -156,108 +157,119 @@ def time_peer_steps(model, dataset, steps):
     return [later - earlier for earlier, later in zip(stamps, stamps[1:])]
 
 
-def peer_accuracy(model, preprocess, train, dev, batch_size, seconds):
-    """Trains for about `seconds` more (a subset of the epoch, in 25-step chunks); the dev accuracy
-    and the steps trained."""
+def recipe_epoch(model, dataset):
+    """`fit` over one whole epoch of `dataset`: its wall seconds and per-step seconds (batch end to
+    batch end, so the first step's tracing is left out of the steps but not of the wall time)."""
+    import keras
+
+    stamps = []
+
+    class Stamp(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            stamps.append(time.perf_counter())
+
+    started = time.perf_counter()
+    model.fit(dataset, epochs=1, verbose=0, callbacks=[Stamp()])
+    return time.perf_counter() - started, [later - earlier for earlier, later in zip(stamps, stamps[1:])]
+
+
+def run_recipe(size, train, dev):
+    """keras-hub's recipe for `size`, whole: vocabulary, one epoch, dev accuracy; each timed."""
+    import keras_hub
     import numpy as np
     import tensorflow as tf
 
-    import keras
+    from zoo.data.text import RESERVED_TOKENS
 
-    deadline, chunks = time.perf_counter() + seconds, []
-
-    class StopAtDeadline(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            chunks.append(epoch)
-            self.model.stop_training = time.perf_counter() > deadline
-
-    dataset = peer_dataset(preprocess, *train, batch_size, seed=1).repeat()
-    model.fit(dataset, steps_per_epoch=25, epochs=10**6, verbose=0, callbacks=[StopAtDeadline()])
-    steps = 25 * len(chunks)
+    _, _, batch_size, _ = SIZES[size]
+    started = time.perf_counter()
+    vocabulary = keras_hub.tokenizers.compute_word_piece_vocabulary(
+        tf.data.Dataset.from_tensor_slices(train[0]).batch(1024), VOCABULARY_SIZE, lowercase=True,
+        reserved_tokens=RESERVED_TOKENS)
+    vocabulary_seconds = time.perf_counter() - started
+    model, preprocess = build_peer(size, vocabulary, PEERS["keras_hub"])
+    epoch_seconds, step_seconds = recipe_epoch(model, peer_dataset(preprocess, *train, batch_size, seed=0))
+    started = time.perf_counter()
     inputs = tf.constant(dev[0]) if preprocess is None else preprocess(tf.constant(dev[0]))
     logits = model.predict(inputs, batch_size=128, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=-1) == np.asarray(dev[1]))), steps
+    accuracy = float(np.mean(np.argmax(logits, axis=-1) == np.asarray(dev[1])))
+    evaluation_seconds = time.perf_counter() - started
+    return {
+        "jit_compile": PEERS["keras_hub"],
+        "vocabulary_size": len(vocabulary),
+        "steps": len(step_seconds) + 1,
+        "vocabulary_seconds": round(vocabulary_seconds, 1),
+        "epoch_seconds": round(epoch_seconds, 1),
+        "evaluation_seconds": round(evaluation_seconds, 1),
+        "total_seconds": round(vocabulary_seconds + epoch_seconds + evaluation_seconds, 1),
+        "median_step_seconds": round(common.median(step_seconds), 4),
+        "step_seconds_p10_p90": [round(common.percentile(step_seconds, q), 4) for q in (0.1, 0.9)],
+        "examples_per_second": round(len(train[0]) / epoch_seconds, 1),
+        "dev_accuracy": accuracy,
+    }
 
 
-def compare(size, vocabulary, vocabulary_path, train, dev, data_dir, work_dir):
-    _, _, batch_size, _ = SIZES[size]
-    peers, step_times = {}, {name: [] for name in PEERS}
-    for name, jit_compile in PEERS.items():
-        model, preprocess = build_peer(size, vocabulary, jit_compile)
-        peers[name] = model, preprocess, peer_dataset(preprocess, *train, batch_size, seed=0)
-        time_peer_steps(model, peers[name][2], 2)  # Tracing and compilation, not timed.
-    for name in PEERS:  # Block 1, before zoo's epoch.
-        step_times[name] += time_peer_steps(peers[name][0], peers[name][2], FLAGS.peer_steps)
+def compare(size, train, dev, data_dir, work_dir):
+    """The zoo's whole command, then keras-hub's whole recipe, for one size."""
     model_dir = work_dir / size
     model_dir.mkdir(parents=True)
-    (model_dir / "vocabulary.txt").write_text(vocabulary_path.read_text())  # The same vocabulary.
     zoo = run_zoo(size, model_dir, data_dir)
     zoo["examples_per_second"] = round(len(train[0]) / zoo["epoch_seconds"], 1)
-    for name in reversed(PEERS):  # Block 2, after it.
-        step_times[name] += time_peer_steps(peers[name][0], peers[name][2], FLAGS.peer_steps)
-    result = {"size": size, "batch_size": batch_size, "zoo": zoo}
-    for name, times in step_times.items():
-        peer_step = common.median(times)
-        result[name] = {
-            "jit_compile": PEERS[name],
-            "measured_steps": len(times),
-            "median_step_seconds": round(peer_step, 4),
-            "step_seconds_p10_p90": [round(common.percentile(times, q), 4) for q in (0.1, 0.9)],
-            "epoch_seconds_extrapolated": round(peer_step * (len(train[0]) // batch_size), 1),
-            "examples_per_second": round(batch_size / peer_step, 1),
-        }
-        result[f"speedup_vs_{name}"] = round(result[name]["epoch_seconds_extrapolated"] / zoo["epoch_seconds"], 2)
-    model, preprocess, _ = peers["keras_hub"]
-    accuracy, steps = peer_accuracy(model, preprocess, train, dev, batch_size, FLAGS.peer_accuracy_seconds)
-    result["keras_hub"]["dev_accuracy"] = accuracy
-    result["keras_hub"]["dev_accuracy_after_steps"] = 2 + 2 * FLAGS.peer_steps + steps
-    return result
+    keras_hub = run_recipe(size, train, dev)
+    return {
+        "size": size,
+        "batch_size": SIZES[size][2],
+        "zoo": zoo,
+        "keras_hub": keras_hub,
+        "whole_speedup": round(keras_hub["total_seconds"] / zoo["process_wall_seconds"], 2),
+        "epoch_speedup": round(keras_hub["epoch_seconds"] / zoo["epoch_seconds"], 2),
+        "accuracy_difference_points": round(100 * (zoo["dev_accuracy"] - keras_hub["dev_accuracy"]), 1),
+    }
 
 
 def markdown(document):
-    rows = [
-        [
+    rows = []
+    for result in document["results"]:
+        zoo, peer = result["zoo"], result["keras_hub"]
+        phases = ", ".join(f"{name} {seconds:.1f}" for name, seconds in zoo["phases_seconds"].items() if name != "total")
+        rows.append([
             result["size"],
-            f"{result['zoo']['epoch_seconds']:.0f} s ({result['zoo']['examples_per_second']:.0f}/s)",
-            f"{result['keras_hub']['epoch_seconds_extrapolated']:.0f} s ({result['keras_hub']['examples_per_second']:.0f}/s)",
-            f"**{result['speedup_vs_keras_hub']:.1f}x**",
-            f"{result['keras_hub_xla']['epoch_seconds_extrapolated']:.0f} s ({result['keras_hub_xla']['examples_per_second']:.0f}/s)",
-            f"{result['speedup_vs_keras_hub_xla']:.1f}x",
-            f"{result['zoo']['dev_accuracy']:.4f}",
-            f"{result['keras_hub']['dev_accuracy']:.4f} after {result['keras_hub']['dev_accuracy_after_steps']} steps",
-            result["zoo"]["buckets"],
-        ]
-        for result in document["results"]
-    ]
+            f"**{zoo['process_wall_seconds']:.0f} s** ({phases})",
+            f"**{peer['total_seconds']:.0f} s** (vocabulary {peer['vocabulary_seconds']:.1f}, epoch "
+            f"{peer['epoch_seconds']:.1f}, evaluation {peer['evaluation_seconds']:.1f})",
+            f"**{result['whole_speedup']:.1f}x**",
+            f"{zoo['epoch_seconds']:.0f} s / {peer['epoch_seconds']:.0f} s ({result['epoch_speedup']:.1f}x)",
+            f"{zoo['dev_accuracy']:.4f} / {peer['dev_accuracy']:.4f} ({result['accuracy_difference_points']:+.1f})",
+            zoo["buckets"],
+        ])
     table = common.markdown_table(
-        ["model", "zoo epoch (measured)", "keras-hub recipe epoch (extrapolated)", "ratio",
-         "keras-hub + XLA epoch (extrapolated)", "ratio", "zoo dev acc (1 epoch)",
-         "keras-hub dev acc", "zoo's buckets (tokens, percentile)"],
+        ["model", "zoo: whole command (its phases, s)", "keras-hub recipe: vocabulary + epoch + evaluation",
+         "whole-run ratio", "epoch alone: zoo / keras-hub", "dev accuracy: zoo / keras-hub (points)",
+         "zoo's buckets (tokens, percentile)"],
         rows,
     )
     return f"""## Fine-tuning on SST-2: zoo vs keras-hub's recipe (`python -m benchmarks.finetune`)
 
 {common.environment_line(document)}
 
-One epoch of GLUE SST-2 train (67,349 sentences), from scratch, float32, same model size, vocabulary
-({document['vocabulary_size']} WordPiece tokens learned from train), batch size, AdamW and learning rate on
-both sides; sequence length 128. **zoo**: `trainers.run --train_files=train.tsv --eval_files=dev.tsv
---epochs=1` (tokenized once, length buckets chosen automatically, {document['zoo_steps_per_loop']} steps a
-`tf.function` call, no XLA), a whole epoch measured; its epoch time excludes the one-off vocabulary,
-tokenization and evaluation, which the process wall time in the JSON includes. **keras-hub**: raw strings ->
+One epoch of GLUE SST-2 train (67,349 sentences), from scratch, float32, same model size, vocabulary size
+(at most {VOCABULARY_SIZE:,} WordPiece tokens, each side learning its own from train: keras-hub with its
+`compute_word_piece_vocabulary`, the zoo with Hugging Face `tokenizers`' trainer), batch size, AdamW and
+learning rate on both sides; sequence length 128.
+Both sides measured over the whole epoch. **zoo**: `trainers.run --train_files=train.tsv --eval_files=dev.tsv
+--epochs=1` in a subprocess, timed from process start to exit: start-up, vocabulary, tokenization (once,
+into length buckets), training ({document['zoo_steps_per_loop']} steps a `tf.function` call, no XLA),
+evaluation and the SavedModel export, its phases as the run printed them. **keras-hub**: raw strings ->
 `BertTextClassifierPreprocessor(sequence_length=128)` -> `BertClassifier.fit` (transformer: `WordPieceTokenizer`
 -> `TokenAndPositionEmbedding` + 2 `TransformerEncoder` + masked mean pool), padded to 128, compiled as the
-recipe does (`jit_compile="auto"`: no XLA on this CPU) and, as a stronger peer, with XLA forced: each one's
-per-step time was MEASURED on {2 * document['peer_steps']} steps (two blocks, before and after zoo's epoch,
-median) and its epoch EXTRAPOLATED (x 67,349 / batch steps); the recipe's dev accuracy was measured after
-only the steps listed (a subset of an epoch), so it understates what a whole epoch would reach.
+recipe does (`jit_compile="auto"`: no XLA on this CPU), in the benchmark's process (no start-up counted,
+no export).
 
 {table}
 
-The keras-hub dev accuracies above are after part of an epoch (a time budget), so they do not test the
-accuracy target; bert_mini's, after 97 steps, says nothing. What shows that buckets cost no accuracy is
-`tests/data/test_buckets.py`: on the same examples, bucketed batches give the same logits and per-example
-losses as padding to 128 (within 1e-5). Both sides start from random weights (no pretraining).
+Dev accuracy is one run each (872 sentences: a standard error of about 1.3 points). Both sides start from
+random weights (no pretraining). `tests/data/test_buckets.py` shows that buckets change no logit: on the
+same examples, bucketed batches give the same logits and per-example losses as padding to 128 (within 1e-5).
 """
 
 
@@ -268,21 +280,11 @@ def main(argv):
         print(f"skipped: no SST-2 at {data_dir}")
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    from zoo.data.text import compute_vocabulary, save_vocabulary
-
     train, dev = read_tsv(data_dir / "train.tsv"), read_tsv(data_dir / "dev.tsv")
-    vocabulary = compute_vocabulary(tf.data.Dataset.from_tensor_slices(train[0]), VOCABULARY_SIZE)
-    document = common.new_document(
-        "finetune", vocabulary_size=len(vocabulary), peer_steps=FLAGS.peer_steps, zoo_steps_per_loop=20, results=[]
-    )
+    document = common.new_document("finetune", vocabulary_size=VOCABULARY_SIZE, zoo_steps_per_loop=20, results=[])
     with tempfile.TemporaryDirectory(prefix="zoo-finetune-") as work:
-        work_dir = pathlib.Path(work)
-        vocabulary_path = work_dir / "vocabulary.txt"
-        save_vocabulary(vocabulary, vocabulary_path)
         for size in FLAGS.sizes:
-            result = compare(size, vocabulary, vocabulary_path, train, dev, data_dir, work_dir)
+            result = compare(size, train, dev, data_dir, pathlib.Path(work))
             print(json.dumps(result), flush=True)
             document["results"].append(result)
     common.publish(document, markdown, write_markdown=not FLAGS.no_markdown)

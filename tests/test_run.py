@@ -7,6 +7,7 @@ must equal the Keras model's restored from the run's checkpoint, on the same raw
 
 import json
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -48,6 +49,10 @@ def test_trainer_trains_evaluates_exports_and_the_export_serves_alone(model_name
 
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["global_step"] == STEPS
+    # The final weights were scored after their epoch; the run reports that evaluation, not a second one.
+    after_epoch = re.search(r"^Eval after epoch 1: accuracy=([\d.]+)", result.stdout, re.MULTILINE)
+    assert after_epoch and f"as after its epoch (step {STEPS})" in result.stdout
+    assert float(after_epoch.group(1)) == pytest.approx(metrics["accuracy"], abs=1e-4)
     assert 0.0 <= metrics["accuracy"] <= 1.0 and np.isfinite(metrics["loss"])
     assert metrics["num_examples"] > 0
     for event_dir in ("train", "eval"):

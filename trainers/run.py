@@ -254,6 +254,7 @@ def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
         checkpoint_every_steps=config.train.checkpoint_every_steps,
     )
 
+    evaluated = {}  # global step -> the eval metrics of the weights at that step, from this run.
     if mode in ("train", "train_and_eval"):
 
         def evaluate_and_keep_best(epoch):
@@ -261,6 +262,7 @@ def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
                               report_end=False) as evaluation:
                 metrics = trainer.evaluate(inputs.eval_input_fn)
                 trainer.save_if_best(metrics)
+            evaluated[int(trainer.global_step.numpy())] = metrics
             print(f"Eval after epoch {epoch + 1}: {format_metrics(metrics, task)} in {evaluation.seconds:.1f} s")
 
         first_step = int(trainer.global_step.numpy())
@@ -285,12 +287,17 @@ def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
 
     metrics = None
     if mode in ("eval", "train_and_eval"):
-        with phases.phase("evaluation", "scoring the eval split", report_end=False) as evaluation:
-            metrics = trainer.evaluate(inputs.eval_input_fn)
-        metrics["global_step"] = int(trainer.global_step.numpy())
+        step = int(trainer.global_step.numpy())
+        if step in evaluated:  # The final weights were scored after their epoch: not scored again.
+            metrics, scored = dict(evaluated[step]), f"as after its epoch (step {step})"
+        else:
+            with phases.phase("evaluation", "scoring the eval split", report_end=False) as evaluation:
+                metrics = trainer.evaluate(inputs.eval_input_fn)
+            scored = f"in {evaluation.seconds:.1f} s"
+        metrics["global_step"] = step
         write_json_atomically(model_dir / "metrics.json", metrics)
         print(f"Eval metrics: {format_metrics(metrics, task)} on {metrics['num_examples']} examples "
-              f"in {evaluation.seconds:.1f} s ({model_dir / 'metrics.json'})")
+              f"{scored} ({model_dir / 'metrics.json'})")
     if runtime.strategy == "multi_worker":
         checksum = sum(float(tf.reduce_sum(tf.cast(weight, tf.float64))) for weight in model.weights)
         print(f"Weights checksum: {checksum!r}")

@@ -141,6 +141,30 @@ def test_recurrent_embedding_dropout_acts_only_in_training(name):
     assert not np.allclose(regularized(inputs, training=True), plain(inputs, training=True), atol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+def test_recurrent_max_pooling_takes_the_maximum_of_the_real_states(name):
+    """pooling="max": each feature is its largest value over the real tokens' states (padding never
+    wins), padding more changes nothing, and an empty text answers with the head's bias."""
+    model = zoo.build(name, pooling="max", dropout=0.0, **TINY[name])
+    token_ids = np.array([[7, 8, 9, 0, 0, 0], [11, 12, 13, 14, 15, 16], [0, 0, 0, 0, 0, 0]], np.int32)
+    logits = model(token_ids)
+    embedded = model.token_embedding(token_ids)
+    mask = token_ids != 0
+    for layer in model.recurrent_layers:
+        embedded = layer(embedded, mask=mask)
+    states = keras.ops.convert_to_numpy(embedded)  # [batch, sequence, 2 * hidden]
+    expected = np.stack([states[0, :3].max(axis=0), states[1].max(axis=0), np.zeros(states.shape[-1])])
+    pooled = keras.ops.convert_to_numpy(model.pooling_layer(embedded, mask=mask))
+    np.testing.assert_allclose(pooled, expected, atol=1e-6)
+    np.testing.assert_allclose(logits[2], model.head.output_dense.bias.numpy(), atol=1e-6)
+    np.testing.assert_allclose(model(np.pad(token_ids, [[0, 0], [0, 5]])), logits, atol=1e-5)
+
+
+def test_unknown_recurrent_pooling_is_a_config_error():
+    with pytest.raises(ConfigError, match="model.pooling must be one of last, max, got 'mean'"):
+        zoo.build("gru", pooling="mean")
+
+
 def test_bow_hashes_bigrams_as_fasttext_does():
     token_ids = np.array([[7, 8, 9, 0]], np.int32)
     expected = [[(7 * 116049371 + 8) % 97, (8 * 116049371 + 9) % 97, (9 * 116049371) % 97]]

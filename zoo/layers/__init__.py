@@ -2,7 +2,7 @@
 
 from zoo.layers.classifier_head import ClassifierHead
 from zoo.layers.dropout import Dropout
-from zoo.layers.pooling import MaskedMeanPooling
+from zoo.layers.pooling import MaskedMaxPooling, MaskedMeanPooling
 from zoo.layers.transformer_encoder import TransformerEncoderBlock, check_divisible
 
-__all__ = ["ClassifierHead", "Dropout", "MaskedMeanPooling", "TransformerEncoderBlock", "check_divisible"]
+__all__ = ["ClassifierHead", "Dropout", "MaskedMaxPooling", "MaskedMeanPooling", "TransformerEncoderBlock", "check_divisible"]
