@@ -44,6 +44,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["bert_tiny", "bert_mini", "transformer"], "Model sizes to compare.")
 flags.DEFINE_string("data", str(common.REPOSITORY.parent / "shared" / "data" / "sst2"), "GLUE SST-2 folder.")
 flags.DEFINE_bool("no_markdown", False, "Only write the result JSON; leave BENCHMARKS.md alone (benchmarks/gpu_check.sh).")
+flags.DEFINE_string("markdown_from", None, "Measure nothing: rewrite BENCHMARKS.md's finetune section from a saved "
+                    "result (a path, or 'latest').")
 
 SEQUENCE_LENGTH = 128
 VOCABULARY_SIZE = 8000
@@ -275,6 +277,8 @@ same examples, bucketed batches give the same logits and per-example losses as p
 
 def main(argv):
     del argv
+    if FLAGS.markdown_from:
+        return common.markdown_from("finetune", markdown, FLAGS.markdown_from)
     data_dir = pathlib.Path(FLAGS.data)
     if not (data_dir / "train.tsv").is_file():
         print(f"skipped: no SST-2 at {data_dir}")
