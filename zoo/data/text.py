@@ -15,7 +15,6 @@ import os
 import keras
 import keras_hub
 import tensorflow as tf
-import tokenizers
 
 # Vocabularies learned here start with these: [PAD] 0, [UNK] 1, [CLS] 2, [SEP] 3, [MASK] 4.
 # Any vocabulary must hold them all and have [PAD] at 0 (padding is 0); BERT's own has
@@ -27,31 +26,21 @@ OUTPUT_FORMATS = ("token_ids", "bert")
 def compute_vocabulary(texts, vocabulary_size) -> list[str]:
     """Learns a lowercased WordPiece vocabulary of at most `vocabulary_size` tokens.
 
-    With Hugging Face `tokenizers`' WordPiece trainer (Rust): about 2 s for SST-2's 67k
-    sentences, where keras-hub's `compute_word_piece_vocabulary` (tensorflow-text's learner, a
-    binary search over count thresholds in Python) took 48 s on the same 2-core CPU. Texts are
-    split as the in-graph tokenizer (`TextPreprocessor`) splits them: lowercased, accents kept,
-    at whitespace and punctuation, each CJK character apart.
-
     Args:
         texts: `tf.data.Dataset` of tf.string scalars.
         vocabulary_size: int. The upper bound; a small corpus yields fewer tokens.
 
     Returns:
-        The tokens, `RESERVED_TOKENS` first, then single characters, whole words and
-        `##`-prefixed word pieces.
+        The tokens, `RESERVED_TOKENS` first, then whole words and `##`-prefixed word pieces.
     """
-    learner = tokenizers.Tokenizer(tokenizers.models.WordPiece(unk_token="[UNK]"))
-    learner.normalizer = tokenizers.normalizers.BertNormalizer(lowercase=True, strip_accents=False)
-    learner.pre_tokenizer = tokenizers.pre_tokenizers.BertPreTokenizer()
-    trainer = tokenizers.trainers.WordPieceTrainer(
-        vocab_size=vocabulary_size, special_tokens=RESERVED_TOKENS, continuing_subword_prefix="##", show_progress=False
+    # keras-hub reads a Python list as file names, so the texts stay a dataset; batches of
+    # texts are counted much faster than single ones.
+    return keras_hub.tokenizers.compute_word_piece_vocabulary(
+        texts.batch(1024),
+        vocabulary_size,
+        lowercase=True,
+        reserved_tokens=RESERVED_TOKENS,
     )
-    batches = ([text.decode("utf-8") for text in batch] for batch in texts.batch(4096).as_numpy_iterator())
-    learner.train_from_iterator(batches, trainer=trainer)
-    by_id = sorted(learner.get_vocab().items(), key=lambda token_and_id: token_and_id[1])
-    # The trainer keeps every character of the corpus, even past `vocabulary_size`.
-    return [token for token, _ in by_id][:vocabulary_size]
 
 
 def save_vocabulary(vocabulary, path):
