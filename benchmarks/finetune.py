@@ -256,8 +256,7 @@ def markdown(document):
 
 One epoch of GLUE SST-2 train (67,349 sentences), from scratch, float32, same model size, vocabulary size
 (at most {VOCABULARY_SIZE:,} WordPiece tokens, each side learning its own from train with keras-hub's
-`compute_word_piece_vocabulary`; the run below used Hugging Face `tokenizers`' trainer on the zoo side, a
-change not kept), batch size, AdamW and learning rate on both sides; sequence length 128.
+`compute_word_piece_vocabulary`), batch size, AdamW and learning rate on both sides; sequence length 128.
 Both sides measured over the whole epoch. **zoo**: `trainers.run --train_files=train.tsv --eval_files=dev.tsv
 --epochs=1` in a subprocess, timed from process start to exit: start-up, vocabulary, tokenization (once,
 into length buckets), training ({document['zoo_steps_per_loop']} steps a `tf.function` call, no XLA),
