@@ -14,7 +14,7 @@ learning rate, both sides measured whole:
   line (`trainers.phases`) and its epoch time.
 - keras-hub: its recipe in this process (TensorFlow already imported, which favours it by the few
   seconds of start-up): `keras_hub.tokenizers.compute_word_piece_vocabulary` on the train split
-  (the zoo's `compute_vocabulary` calls the same function), raw strings ->
+  (the zoo learns its vocabulary with Hugging Face `tokenizers`' trainer), raw strings ->
   `BertTextClassifierPreprocessor(sequence_length=128)` -> `BertClassifier.fit` over a whole epoch
   (for the transformer: keras-hub `WordPieceTokenizer(sequence_length=128)` mapped over the data,
   then `TokenAndPositionEmbedding` + `TransformerEncoder` blocks + masked mean pool), compiled as
@@ -255,8 +255,8 @@ def markdown(document):
 {common.environment_line(document)}
 
 One epoch of GLUE SST-2 train (67,349 sentences), from scratch, float32, same model size, vocabulary size
-(at most {VOCABULARY_SIZE:,} WordPiece tokens, each side learning its own from train with keras-hub's
-`compute_word_piece_vocabulary`), batch size, AdamW and learning rate on both sides; sequence length 128.
+(at most {VOCABULARY_SIZE:,} WordPiece tokens, each side learning its own from train: keras-hub with its
+`compute_word_piece_vocabulary`, the zoo with Hugging Face `tokenizers`' trainer), batch size, AdamW and learning rate on both sides; sequence length 128.
 Both sides measured over the whole epoch. **zoo**: `trainers.run --train_files=train.tsv --eval_files=dev.tsv
 --epochs=1` in a subprocess, timed from process start to exit: start-up, vocabulary, tokenization (once,
 into length buckets), training ({document['zoo_steps_per_loop']} steps a `tf.function` call, no XLA),

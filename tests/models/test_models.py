@@ -160,9 +160,28 @@ def test_recurrent_max_pooling_takes_the_maximum_of_the_real_states(name):
     np.testing.assert_allclose(model(np.pad(token_ids, [[0, 0], [0, 5]])), logits, atol=1e-5)
 
 
-def test_unknown_recurrent_pooling_is_a_config_error():
-    with pytest.raises(ConfigError, match="model.pooling must be one of last, max, got 'mean'"):
-        zoo.build("gru", pooling="mean")
+def test_transformer_max_pooling_takes_the_maximum_of_the_real_tokens_outputs():
+    """pooling="max" on the encoder's outputs: padding never wins, and an empty text answers with
+    the head's bias, as with mean pooling."""
+    model = zoo.build("transformer", pooling="max", dropout=0.0, **TINY["transformer"])
+    token_ids = np.array([[7, 8, 9, 0, 0, 0], [11, 12, 13, 14, 15, 16], [0, 0, 0, 0, 0, 0]], np.int32)
+    logits = keras.ops.convert_to_numpy(model(token_ids))
+    mask = token_ids != 0
+    tokens = model.token_embedding(token_ids) * model.hidden_dim**0.5
+    outputs = tokens + model.position_embedding(tokens)
+    for block in model.encoder_blocks:
+        outputs = block(outputs, padding_mask=mask)
+    outputs = keras.ops.convert_to_numpy(outputs)  # [batch, sequence, hidden]
+    expected = np.stack([outputs[0, :3].max(axis=0), outputs[1].max(axis=0), np.zeros(outputs.shape[-1])])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.pool(outputs, mask=mask)), expected, atol=1e-6)
+    np.testing.assert_allclose(logits[2], model.head.output_dense.bias.numpy(), atol=1e-6)
+    np.testing.assert_allclose(model(np.pad(token_ids, [[0, 0], [0, 5]])), logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, accepted", [("gru", "last, max"), ("transformer", "mean, max")])
+def test_unknown_pooling_is_a_config_error(name, accepted):
+    with pytest.raises(ConfigError, match=f"model.pooling must be one of {accepted}, got 'median'"):
+        zoo.build(name, pooling="median")
 
 
 def test_bow_hashes_bigrams_as_fasttext_does():

@@ -16,7 +16,7 @@ def _config(tmp_path, **task):
     documents = ["\n".join(" ".join(rng.choice(WORDS, size=6)) + "." for _ in range(4)) for _ in range(40)]
     (tmp_path / "corpus.txt").write_text("\n\n".join(documents) + "\n")
     values = {"model": {"name": "bert"}, "task": {"name": "pretrain", "max_predictions": 5, **task},
-              "data": {"train_files": str(tmp_path / "*.txt"), "sequence_length": 32, "vocabulary_size": 60},
+              "data": {"train_files": str(tmp_path / "*.txt"), "sequence_length": 32, "vocabulary_size": 150},
               "train": {"batch_size": 8, "epochs": 2, "steps_per_epoch": 5}}
     return config_lib.config_from_dict(values)
 
