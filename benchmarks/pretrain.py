@@ -103,7 +103,8 @@ def pretrain_part(objective, corpus, model_dir, args, work_dir, hours):
         f"--learning_rate={args.learning_rate}", "--epochs=1", f"--steps_per_epoch={args.schedule_steps}",
         "--steps_per_loop=50", f"--train_hours={hours}",
         f"--params_override=data.vocabulary_size={args.vocabulary_size},task.max_predictions=20,"
-        f"train.warmup_fraction={args.warmup_steps / args.schedule_steps},train.clipnorm={args.clipnorm}",
+        f"train.warmup_fraction={args.warmup_steps / args.schedule_steps},train.clipnorm={args.clipnorm}"
+        + (f",{args.pretrain_overrides}" if args.pretrain_overrides else ""),
         *args.pretrain_flags.split(),
     ]
     row = run_trainer(args.model, flags, args, work_dir)
@@ -114,10 +115,12 @@ def pretrain_part(objective, corpus, model_dir, args, work_dir, hours):
                                                            "global_step")})
 
 
-def fine_tune(args, work_dir, run_name, init_checkpoint=None):
+def fine_tune(args, work_dir, run_name, init_checkpoint=None, seed=None):
     """SST-2 dev accuracy of the shipped bert/sst2_local recipe, from `init_checkpoint` or from scratch."""
     flags = ["--config=bert/sst2_local", f"--model_dir={work_dir / run_name}", f"--export_dir={work_dir / 'exports'}",
              f"--epochs={args.finetune_epochs}"]
+    if seed is not None:
+        flags.append(f"--params_override=train.seed={seed}")
     if init_checkpoint is not None:
         flags.append(f"--init_checkpoint={init_checkpoint}")
     if args.finetune_steps:
@@ -126,6 +129,23 @@ def fine_tune(args, work_dir, run_name, init_checkpoint=None):
     if "error" in row:
         raise SystemExit(f"fine-tuning {run_name}: FAILED\n{row['error']}")
     return dict(row, accuracy=json.loads((work_dir / run_name / "metrics.json").read_text())["accuracy"])
+
+
+def fine_tune_seeds(args, work_dir, run_name, init_checkpoint=None):
+    """`fine_tune` with seeds 1..`--finetune_seeds`: their mean accuracy, each seed's beside it."""
+    runs = [fine_tune(args, work_dir, f"{run_name}_seed{seed}", init_checkpoint, seed)
+            for seed in range(1, args.finetune_seeds + 1)]
+    accuracies = [run["accuracy"] for run in runs]
+    return dict(runs[-1], accuracy=sum(accuracies) / len(accuracies), seed_accuracies=accuracies)
+
+
+def sst2_cell(result) -> str:
+    """A fine-tuning's dev accuracy as BENCHMARKS.md shows it: bold, with the seeds when several."""
+    seeds = result.get("seed_accuracies", [result["accuracy"]])
+    if len(seeds) == 1:
+        return f"**{result['accuracy'] * 100:.1f}%**"
+    return (f"**{result['accuracy'] * 100:.1f}%** (seeds {' / '.join(f'{seed * 100:.1f}' for seed in seeds)}, "
+            f"range {(max(seeds) - min(seeds)) * 100:.1f})")
 
 
 def plot(document, path):
@@ -162,14 +182,14 @@ def figure_path(document) -> pathlib.Path:
 
 def markdown(document) -> str:
     settings, corpus = document["settings"], document["corpus"]
-    rows = [["none (from scratch)", "-", "-", "-", f"**{document['scratch']['accuracy'] * 100:.1f}%**"]]
+    rows = [["none (from scratch)", "-", "-", "-", sst2_cell(document["scratch"])]]
     for objective, parts in document["results"].items():
         for part in parts:
             rtd = part.get("rtd_accuracy")
             rows.append([
                 objective, f"{part['minutes']:.0f} min ({part['global_step']:,} steps)",
                 f"{part['mlm_accuracy'] * 100:.1f}%", "-" if rtd is None else f"{rtd * 100:.1f}%",
-                f"**{part['sst2']['accuracy'] * 100:.1f}%**",
+                sst2_cell(part["sst2"]),
             ])
     table = common.markdown_table(
         ["pretraining objective", "training time", "held-out MLM accuracy", "replaced-token accuracy",
@@ -181,7 +201,7 @@ def markdown(document) -> str:
         f"{settings['batch_size']}, peak learning rate {settings['learning_rate']}, warmup {settings['warmup_steps']} steps, "
         f"gradients clipped at global norm {settings.get('clipnorm')}; `{settings.get('pretrain_flags', '')}`. "
         f"Fine-tuning: `--config=bert/sst2_local --epochs={settings['finetune_epochs']}`, SST-2 dev (872 sentences), "
-        f"one seed.\n\n{table}\n\n"
+        f"seeds 1-{settings.get('finetune_seeds', 1)} from scratch and after the last part, seed 1 after the others.\n\n{table}\n\n"
         f"![Held-out MLM accuracy and SST-2 dev against pretraining minutes]"
         f"({figure_path(document).relative_to(common.REPOSITORY)})\n"
     )
@@ -193,6 +213,8 @@ def main(argv=None):
     parser.add_argument("--model", default="bert", help="a BERT size (bert: BERT-Tiny)")
     parser.add_argument("--minutes", type=float, default=10.0, help="training minutes of each objective")
     parser.add_argument("--segments", type=int, default=1, help="parts of the training time, each then fine-tuned")
+    parser.add_argument("--work_dir", default=None,
+                        help="keep the corpus, pretraining runs and fine-tunings here (default: a temporary folder)")
     parser.add_argument("--imdb_reviews", type=int, default=None, help="fewer IMDB reviews (a quick check)")
     parser.add_argument("--pretrain_flags", default="--packing --nsp=false --whole_word_masking",
                         help="more trainers.run flags of both objectives' pretraining (RoBERTa's packing by default)")
@@ -203,7 +225,11 @@ def main(argv=None):
     parser.add_argument("--vocabulary_size", type=int, default=8000)
     parser.add_argument("--warmup_steps", type=int, default=300)
     parser.add_argument("--schedule_steps", type=int, default=100_000, help="steps the cosine decay spans")
+    parser.add_argument("--pretrain_overrides", default="model.dropout=0.0",
+                        help="more params_override of the pretraining (dropout off: Geiping & Goldstein 2022)")
     parser.add_argument("--finetune_epochs", type=int, default=1)
+    parser.add_argument("--finetune_seeds", type=int, default=1,
+                        help="fine-tunings (seeds 1..N) from scratch and from the final checkpoint")
     parser.add_argument("--finetune_steps", type=int, default=None, help="fewer steps an epoch (a quick check)")
     common.add_trainer_run_flags(parser)
     args = parser.parse_args(argv)
@@ -216,24 +242,27 @@ def main(argv=None):
     if not present or not (base / "imdb").is_dir():
         print(f"No real SST-2 and IMDB under {base} (set ZOO_SHARED_DATA): nothing to measure.")
         return
-    with tempfile.TemporaryDirectory() as work_dir:
-        work_dir = pathlib.Path(work_dir)
+    with tempfile.TemporaryDirectory() as temporary_dir:
+        work_dir = pathlib.Path(args.work_dir or temporary_dir)
+        work_dir.mkdir(parents=True, exist_ok=True)
         corpus = work_dir / "corpus.txt"
         counts = write_corpus(base, corpus, args.imdb_reviews)
         print(f"Corpus: {counts['documents']:,} documents, {counts['sentences']:,} sentences, {counts['words']:,} words")
-        scratch = fine_tune(args, work_dir, "scratch")
-        print(f"From scratch: SST-2 dev {scratch['accuracy'] * 100:.1f}%", flush=True)
         results = {}
         for objective in objectives:
             model_dir, parts = work_dir / f"pretrain_{objective}", []
             for segment in range(1, args.segments + 1):
                 part = pretrain_part(objective, corpus, model_dir, args, work_dir, args.minutes / args.segments / 60)
                 part["minutes"] = args.minutes * segment / args.segments
-                part["sst2"] = fine_tune(args, work_dir, f"finetune_{objective}_{segment}", init_checkpoint=model_dir)
+                name = f"finetune_{objective}_{segment}"
+                part["sst2"] = (fine_tune_seeds(args, work_dir, name, model_dir) if segment == args.segments
+                                else fine_tune(args, work_dir, name, model_dir, seed=1))
                 print(f"{objective} after {part['minutes']:.0f} min: MLM {part['mlm_accuracy']:.3f}, "
-                      f"RTD {part.get('rtd_accuracy')}, SST-2 dev {part['sst2']['accuracy'] * 100:.1f}%", flush=True)
+                      f"RTD {part.get('rtd_accuracy')}, SST-2 dev {sst2_cell(part['sst2'])}", flush=True)
                 parts.append(part)
             results[objective] = parts
+        scratch = fine_tune_seeds(args, work_dir, "scratch")
+        print(f"From scratch: SST-2 dev {sst2_cell(scratch)}", flush=True)
     document = common.new_document(NAME, settings=vars(args), corpus=counts, scratch=scratch, results=results)
     common.publish(document, markdown, write_markdown=not args.no_markdown)  # The JSON first: hours of results.
     plot(document, figure_path(document))
