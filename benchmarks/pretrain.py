@@ -10,16 +10,20 @@ a blank line between documents). Never IMDB's test file.
 
 For each objective (`--objectives`, default mlm and electra), one `python -m trainers.run
 --task=pretrain --objective=...` run (`--pretrain_flags`: RoBERTa's packed sequences without next
-sentence prediction, whole-word masking), trained in `--segments` parts of `--minutes / --segments`
-each (`--train_hours`; each part resumes the last). Both objectives follow the same learning-rate
-curve per step: a warmup of `--warmup_steps`, then a cosine decay over `--schedule_steps`, far
-more steps than the budget reaches (so nearly constant), gradients clipped at `--clipnorm`. After
-each part:
+sentence prediction, whole-word masking; `--pretrain_overrides`: no dropout, which a budget of
+minutes cannot afford, Geiping & Goldstein 2022), trained in `--segments` parts of
+`--minutes / --segments` each (`--train_hours`; each part resumes the last). Both objectives follow
+the same learning-rate curve per step: a warmup of `--warmup_steps`, then a cosine decay over
+`--schedule_steps` (by default far more steps than the budget reaches, so nearly constant; set it
+to the steps the budget reaches to end near zero), gradients clipped at `--clipnorm`. After each
+part:
 - the run's own held-out evaluation (every 20th document): masked-LM accuracy, and for ELECTRA
   the discriminator's replaced-token accuracy;
 - a fine-tuning on SST-2 from its latest checkpoint (`--init_checkpoint`, the shipped
-  `bert/sst2_local` recipe, `--finetune_epochs`), scored on SST-2 dev (872 sentences).
-Beside them, the same fine-tuning from scratch. Writes `benchmarks/results/pretrain/<UTC>.json`,
+  `bert/sst2_local` recipe, `--finetune_epochs`), scored on SST-2 dev (872 sentences): seed 1
+  after the earlier parts, seeds 1..`--finetune_seeds` after the last.
+Then the same fine-tuning from scratch, seeds 1..`--finetune_seeds`. `--work_dir` keeps the corpus,
+the pretraining runs (for more fine-tunings) and the fine-tunings. Writes `benchmarks/results/pretrain/<UTC>.json`,
 a figure of both accuracies against pretraining minutes beside it (`<UTC>.png`), and BENCHMARKS.md's
 pretrain section, which shows the figure. Needs the real data under ../shared/data; says so and exits
 otherwise.
