@@ -119,12 +119,10 @@ def pretrain_part(objective, corpus, model_dir, args, work_dir, hours):
                                                            "global_step")})
 
 
-def fine_tune(args, work_dir, run_name, init_checkpoint=None, seed=None):
-    """SST-2 dev accuracy of the shipped bert/sst2_local recipe, from `init_checkpoint` or from scratch."""
+def fine_tune(args, work_dir, run_name, init_checkpoint, seed):
+    """SST-2 dev accuracy of the shipped bert/sst2_local recipe, from `init_checkpoint` or from scratch (None)."""
     flags = ["--config=bert/sst2_local", f"--model_dir={work_dir / run_name}", f"--export_dir={work_dir / 'exports'}",
-             f"--epochs={args.finetune_epochs}"]
-    if seed is not None:
-        flags.append(f"--params_override=train.seed={seed}")
+             f"--epochs={args.finetune_epochs}", f"--params_override=train.seed={seed}"]
     if init_checkpoint is not None:
         flags.append(f"--init_checkpoint={init_checkpoint}")
     if args.finetune_steps:
@@ -135,10 +133,9 @@ def fine_tune(args, work_dir, run_name, init_checkpoint=None, seed=None):
     return dict(row, accuracy=json.loads((work_dir / run_name / "metrics.json").read_text())["accuracy"])
 
 
-def fine_tune_seeds(args, work_dir, run_name, init_checkpoint=None):
-    """`fine_tune` with seeds 1..`--finetune_seeds`: their mean accuracy, each seed's beside it."""
-    runs = [fine_tune(args, work_dir, f"{run_name}_seed{seed}", init_checkpoint, seed)
-            for seed in range(1, args.finetune_seeds + 1)]
+def fine_tune_seeds(args, work_dir, run_name, init_checkpoint, seeds):
+    """`fine_tune` with seeds 1..`seeds`: their mean accuracy, each seed's beside it."""
+    runs = [fine_tune(args, work_dir, f"{run_name}_seed{seed}", init_checkpoint, seed) for seed in range(1, seeds + 1)]
     accuracies = [run["accuracy"] for run in runs]
     return dict(runs[-1], accuracy=sum(accuracies) / len(accuracies), seed_accuracies=accuracies)
 
@@ -258,14 +255,13 @@ def main(argv=None):
             for segment in range(1, args.segments + 1):
                 part = pretrain_part(objective, corpus, model_dir, args, work_dir, args.minutes / args.segments / 60)
                 part["minutes"] = args.minutes * segment / args.segments
-                name = f"finetune_{objective}_{segment}"
-                part["sst2"] = (fine_tune_seeds(args, work_dir, name, model_dir) if segment == args.segments
-                                else fine_tune(args, work_dir, name, model_dir, seed=1))
+                seeds = args.finetune_seeds if segment == args.segments else 1
+                part["sst2"] = fine_tune_seeds(args, work_dir, f"finetune_{objective}_{segment}", model_dir, seeds)
                 print(f"{objective} after {part['minutes']:.0f} min: MLM {part['mlm_accuracy']:.3f}, "
                       f"RTD {part.get('rtd_accuracy')}, SST-2 dev {sst2_cell(part['sst2'])}", flush=True)
                 parts.append(part)
             results[objective] = parts
-        scratch = fine_tune_seeds(args, work_dir, "scratch")
+        scratch = fine_tune_seeds(args, work_dir, "scratch", None, args.finetune_seeds)
         print(f"From scratch: SST-2 dev {sst2_cell(scratch)}", flush=True)
     document = common.new_document(NAME, settings=vars(args), corpus=counts, scratch=scratch, results=results)
     common.publish(document, markdown, write_markdown=not args.no_markdown)  # The JSON first: hours of results.
