@@ -22,7 +22,12 @@ part:
 - a fine-tuning on SST-2 from its latest checkpoint (`--init_checkpoint`, the shipped
   `bert/sst2_local` recipe, `--finetune_epochs`), scored on SST-2 dev (872 sentences): seed 1
   after the earlier parts, seeds 1..`--finetune_seeds` after the last.
-Then the same fine-tuning from scratch, seeds 1..`--finetune_seeds`. `--work_dir` keeps the corpus,
+Then the same fine-tuning from scratch, seeds 1..`--finetune_seeds`.
+
+`--levers` adds masked-LM runs with one of the recipe's levers flipped (`LEVERS`: next sentence
+prediction on, packing off, whole-word masking off, short sequences first), each trained and
+fine-tuned like an objective, so that each lever is measured on and off at equal training time
+against the `mlm` run. `--work_dir` keeps the corpus,
 the pretraining runs (for more fine-tunings) and the fine-tunings. Writes `benchmarks/results/pretrain/<UTC>.json`,
 a figure of both accuracies against pretraining minutes beside it (`<UTC>.png`), and BENCHMARKS.md's
 pretrain section, which shows the figure. Needs the real data under ../shared/data; says so and exits
@@ -45,6 +50,15 @@ from benchmarks import accuracy, common
 
 NAME = "pretrain"
 OBJECTIVES = ("mlm", "electra")
+# One lever of the masked-LM recipe flipped against `--pretrain_flags`: what the run's row is
+# called, its extra trainers.run flags (later flags win) and its extra params_override.
+LEVERS = {
+    "nsp": ("mlm + next sentence prediction", ["--nsp"], ""),
+    "no_packing": ("mlm, unpacked (a sentence per sequence)", ["--nopacking"], ""),
+    "no_whole_word_masking": ("mlm, WordPieces masked alone", ["--nowhole_word_masking"], ""),
+    # BERT's schedule (appendix A.2): the first steps at a quarter of the length (`--short_steps`).
+    "short_first": ("mlm, short sequences first", [], "task.short_sequence_fraction={short_fraction}"),
+}
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 WIKI_TITLE = re.compile(r"^ = [^=].* = $")
 
@@ -99,18 +113,27 @@ def run_trainer(model, flags, args, work_dir) -> dict:
     return dict(row, train_seconds=float(trained.group(1)) if trained else None)
 
 
-def pretrain_part(objective, corpus, model_dir, args, work_dir, hours):
-    """One part of the pretraining run of `objective` (resuming the earlier parts); its held-out metrics."""
-    flags = [
+def pretraining_flags(objective, corpus, model_dir, args, hours, lever=None) -> list:
+    """The `trainers.run` flags of one part of the pretraining run of `objective`, with `lever` (a
+    `LEVERS` key) flipped if given: `hours` of training, resuming the earlier parts."""
+    _, lever_flags, lever_override = LEVERS[lever] if lever else ("", [], "")
+    overrides = [args.pretrain_overrides,
+                 lever_override.format(short_fraction=args.short_steps / args.schedule_steps)]
+    return [
         "--task=pretrain", f"--objective={objective}", f"--train_files={corpus}", f"--model_dir={model_dir}",
         f"--sequence_length={args.sequence_length}", f"--batch_size={args.batch_size}",
         f"--learning_rate={args.learning_rate}", "--epochs=1", f"--steps_per_epoch={args.schedule_steps}",
         "--steps_per_loop=50", f"--train_hours={hours}",
         f"--params_override=data.vocabulary_size={args.vocabulary_size},task.max_predictions=20,"
         f"train.warmup_fraction={args.warmup_steps / args.schedule_steps},train.clipnorm={args.clipnorm}"
-        + (f",{args.pretrain_overrides}" if args.pretrain_overrides else ""),
-        *args.pretrain_flags.split(),
+        + "".join(f",{override}" for override in overrides if override),
+        *args.pretrain_flags.split(), *lever_flags,
     ]
+
+
+def pretrain_part(objective, corpus, model_dir, args, work_dir, hours, lever=None):
+    """One part of the pretraining run of `objective` (`pretraining_flags`); its held-out metrics."""
+    flags = pretraining_flags(objective, corpus, model_dir, args, hours, lever)
     row = run_trainer(args.model, flags, args, work_dir)
     if "error" in row:
         raise SystemExit(f"pretraining {objective}: FAILED\n{row['error']}")
@@ -181,6 +204,24 @@ def figure_path(document) -> pathlib.Path:
     return common.result_path(document).with_suffix(".png")
 
 
+def lever_setting(lever, settings) -> str:
+    """What `lever` adds to the masked-LM run's command: its flags, or its params_override."""
+    _, flags, override = LEVERS[lever]
+    return " ".join(flags) or override.format(short_fraction=settings["short_steps"] / settings["schedule_steps"])
+
+
+def levers_note(settings) -> str:
+    """What the lever rows flipped, for the markdown's settings paragraph ("" without levers)."""
+    levers = [lever for lever in settings.get("levers", "").split(",") if lever]
+    if not levers:
+        return ""
+    flipped = "; ".join(f"{LEVERS[lever][0]}: `{lever_setting(lever, settings)}`" for lever in levers)
+    if "short_first" in levers:
+        flipped += (f", i.e. its first {settings['short_steps']:,} steps at {settings['sequence_length'] // 4} "
+                    f"tokens")
+    return f"; the rows after the objectives are masked-LM runs with one lever flipped ({flipped})"
+
+
 def markdown(document) -> str:
     settings, corpus = document["settings"], document["corpus"]
     rows = [["none (from scratch)", "-", "-", "-", sst2_cell(document["scratch"])]]
@@ -193,14 +234,15 @@ def markdown(document) -> str:
                 sst2_cell(part["sst2"]),
             ])
     table = common.markdown_table(
-        ["pretraining objective", "training time", "held-out MLM accuracy", "replaced-token accuracy",
+        ["pretraining run", "training time", "held-out MLM accuracy", "replaced-token accuracy",
          "SST-2 dev after fine-tuning"], rows)
     return (
         f"{common.environment_line(document)}\n\n"
         f"Model `{settings['model']}`; corpus: {corpus['documents']:,} documents ({corpus['words']:,} words) of IMDB "
         f"train reviews and WikiText-2's test articles; sequence {settings['sequence_length']}, batch "
         f"{settings['batch_size']}, peak learning rate {settings['learning_rate']}, warmup {settings['warmup_steps']} steps, "
-        f"gradients clipped at global norm {settings.get('clipnorm')}; `{settings.get('pretrain_flags', '')}`. "
+        f"gradients clipped at global norm {settings.get('clipnorm')}; `{settings.get('pretrain_flags', '')}`"
+        f"{levers_note(settings)}. "
         f"Fine-tuning: `--config=bert/sst2_local --epochs={settings['finetune_epochs']}`, SST-2 dev (872 sentences), "
         f"seeds 1-{settings.get('finetune_seeds', 1)} from scratch and after the last part, seed 1 after the others.\n\n{table}\n\n"
         f"![Held-out MLM accuracy and SST-2 dev against pretraining minutes]"
@@ -208,9 +250,13 @@ def markdown(document) -> str:
     )
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pretrain", description=__doc__.splitlines()[0])
     parser.add_argument("--objectives", default=",".join(OBJECTIVES), help="comma-separated: mlm, electra")
+    parser.add_argument("--levers", default="",
+                        help=f"comma-separated masked-LM runs with one lever flipped: {', '.join(LEVERS)}")
+    parser.add_argument("--short_steps", type=int, default=4500,
+                        help="short_first: steps at a quarter of --sequence_length before full-length ones")
     parser.add_argument("--model", default="bert", help="a BERT size (bert: BERT-Tiny)")
     parser.add_argument("--minutes", type=float, default=10.0, help="training minutes of each objective")
     parser.add_argument("--segments", type=int, default=1, help="parts of the training time, each then fine-tuned")
@@ -233,12 +279,22 @@ def main(argv=None):
                         help="fine-tunings (seeds 1..N) from scratch and from the final checkpoint")
     parser.add_argument("--finetune_steps", type=int, default=None, help="fewer steps an epoch (a quick check)")
     common.add_trainer_run_flags(parser)
+    return parser
+
+
+def parse_args(argv):
+    return build_parser().parse_args(argv)
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.markdown_from:
         document = common.load_result(NAME, args.markdown_from)
         plot(document, figure_path(document))
         return common.markdown_from(NAME, markdown, args.markdown_from)
     objectives = common.selected_models(parser, args.objectives, OBJECTIVES)
+    levers = common.selected_models(parser, args.levers, LEVERS) if args.levers else []
     present, base = accuracy.shared_data_present("sst2_local")
     if not present or not (base / "imdb").is_dir():
         print(f"No real SST-2 and IMDB under {base} (set ZOO_SHARED_DATA): nothing to measure.")
@@ -250,17 +306,21 @@ def main(argv=None):
         counts = write_corpus(base, corpus, args.imdb_reviews)
         print(f"Corpus: {counts['documents']:,} documents, {counts['sentences']:,} sentences, {counts['words']:,} words")
         results = {}
-        for objective in objectives:
-            model_dir, parts = work_dir / f"pretrain_{objective}", []
+        runs = [(objective, objective, None) for objective in objectives] + [
+            (LEVERS[lever][0], "mlm", lever) for lever in levers]
+        for name, objective, lever in runs:
+            model_dir, parts = work_dir / f"pretrain_{lever or objective}", []
             for segment in range(1, args.segments + 1):
-                part = pretrain_part(objective, corpus, model_dir, args, work_dir, args.minutes / args.segments / 60)
+                part = pretrain_part(objective, corpus, model_dir, args, work_dir, args.minutes / args.segments / 60,
+                                     lever)
                 part["minutes"] = args.minutes * segment / args.segments
                 seeds = args.finetune_seeds if segment == args.segments else 1
-                part["sst2"] = fine_tune_seeds(args, work_dir, f"finetune_{objective}_{segment}", model_dir, seeds)
-                print(f"{objective} after {part['minutes']:.0f} min: MLM {part['mlm_accuracy']:.3f}, "
+                part["sst2"] = fine_tune_seeds(args, work_dir, f"finetune_{lever or objective}_{segment}", model_dir,
+                                               seeds)
+                print(f"{name} after {part['minutes']:.0f} min: MLM {part['mlm_accuracy']:.3f}, "
                       f"RTD {part.get('rtd_accuracy')}, SST-2 dev {sst2_cell(part['sst2'])}", flush=True)
                 parts.append(part)
-            results[objective] = parts
+            results[name] = parts
         scratch = fine_tune_seeds(args, work_dir, "scratch", None, args.finetune_seeds)
         print(f"From scratch: SST-2 dev {sst2_cell(scratch)}", flush=True)
     document = common.new_document(NAME, settings=vars(args), corpus=counts, scratch=scratch, results=results)

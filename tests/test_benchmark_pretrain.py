@@ -64,3 +64,26 @@ def test_the_figure_is_drawn_beside_the_json_and_embedded_in_the_markdown(tmp_pa
     assert "| mlm | 15 min (900 steps) | 30.0% | - | **81.0%** |" in done.stdout
     # Several fine-tuning seeds: their mean, and each seed beside it.
     assert "| mlm | 30 min (900 steps) | 40.0% | - | **81.0%** (seeds 80.0 / 82.0, range 2.0) |" in done.stdout
+    assert "| pretraining run |" in done.stdout and "one lever flipped" not in done.stdout  # No levers here.
+
+
+def test_a_lever_run_is_the_masked_lm_command_with_one_setting_flipped(tmp_path):
+    """The lever's flag comes after the recipe's (absl: the last one wins); short_first's share of
+    the schedule is `--short_steps` of `--schedule_steps`; the markdown names what each row flipped."""
+    script = (
+        "import json, pathlib, sys; from benchmarks import pretrain\n"
+        "args = pretrain.parse_args(['--levers=nsp,short_first', '--short_steps=500', '--schedule_steps=10000'])\n"
+        "flags = {lever: pretrain.pretraining_flags('mlm', 'corpus.txt', pathlib.Path('run'), args, 0.5, lever)\n"
+        "         for lever in (None, 'nsp', 'short_first')}\n"
+        "print(json.dumps(dict(flags=flags, note=pretrain.levers_note(vars(args)))))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout)
+    recipe, nsp, short_first = (result["flags"][lever] for lever in ("null", "nsp", "short_first"))
+    assert recipe[-3:] == ["--packing", "--nsp=false", "--whole_word_masking"]
+    assert nsp == [*recipe, "--nsp"]
+    overrides = [flag for flag in short_first if flag.startswith("--params_override=")]
+    assert overrides[0].endswith(",model.dropout=0.0,task.short_sequence_fraction=0.05")
+    assert "task.short_sequence_fraction" not in " ".join(recipe)
+    assert "mlm + next sentence prediction: `--nsp`" in result["note"]
+    assert "its first 500 steps at 32 tokens" in result["note"]
