@@ -54,7 +54,7 @@ OBJECTIVES = ("mlm", "electra")
 # called, its extra trainers.run flags (later flags win) and its extra params_override.
 LEVERS = {
     "nsp": ("mlm + next sentence prediction", ["--nsp"], ""),
-    "no_packing": ("mlm, unpacked (a sentence per sequence)", ["--nopacking"], ""),
+    "no_packing": ("mlm, unpacked (two sentences a sequence, padded)", ["--nopacking"], ""),
     "no_whole_word_masking": ("mlm, WordPieces masked alone", ["--nowhole_word_masking"], ""),
     # BERT's schedule (appendix A.2): the first steps at a quarter of the length (`--short_steps`).
     "short_first": ("mlm, short sequences first", [], "task.short_sequence_fraction={short_fraction}"),
