@@ -113,12 +113,17 @@ def run_trainer(model, flags, args, work_dir) -> dict:
     return dict(row, train_seconds=float(trained.group(1)) if trained else None)
 
 
+def lever_override(lever, short_steps, schedule_steps) -> str:
+    """The params_override that `lever` (a `LEVERS` key, or None) adds: short_first's share of the
+    schedule is `short_steps` of `schedule_steps`."""
+    return LEVERS[lever][2].format(short_fraction=short_steps / schedule_steps) if lever else ""
+
+
 def pretraining_flags(objective, corpus, model_dir, args, hours, lever=None) -> list:
     """The `trainers.run` flags of one part of the pretraining run of `objective`, with `lever` (a
     `LEVERS` key) flipped if given: `hours` of training, resuming the earlier parts."""
-    _, lever_flags, lever_override = LEVERS[lever] if lever else ("", [], "")
-    overrides = [args.pretrain_overrides,
-                 lever_override.format(short_fraction=args.short_steps / args.schedule_steps)]
+    lever_flags = LEVERS[lever][1] if lever else []
+    overrides = [args.pretrain_overrides, lever_override(lever, args.short_steps, args.schedule_steps)]
     return [
         "--task=pretrain", f"--objective={objective}", f"--train_files={corpus}", f"--model_dir={model_dir}",
         f"--sequence_length={args.sequence_length}", f"--batch_size={args.batch_size}",
@@ -206,8 +211,7 @@ def figure_path(document) -> pathlib.Path:
 
 def lever_setting(lever, settings) -> str:
     """What `lever` adds to the masked-LM run's command: its flags, or its params_override."""
-    _, flags, override = LEVERS[lever]
-    return " ".join(flags) or override.format(short_fraction=settings["short_steps"] / settings["schedule_steps"])
+    return " ".join(LEVERS[lever][1]) or lever_override(lever, settings["short_steps"], settings["schedule_steps"])
 
 
 def levers_note(settings) -> str:
