@@ -95,14 +95,19 @@ def write_corpus(base, path, imdb_limit=None) -> dict:
     return {"documents": len(documents), "sentences": sentences, "words": words}
 
 
-def run_trainer(model, flags, args, work_dir) -> dict:
-    """One `python -m trainers.run --model=model *flags`: its command, wall and training seconds."""
+def run_trainer(model, flags, args, work_dir, budget_seconds=0) -> dict:
+    """One `python -m trainers.run --model=model *flags`: its command, wall and training seconds.
+
+    It may take `budget_seconds` of training plus `args.timeout` seconds for the rest (start-up,
+    evaluation, export): a 75-minute pretraining part under a flat one-hour limit was killed.
+    """
     command = [sys.executable, "-m", "trainers.run", f"--model={model}", *flags]
     if args.data_dir:
         command.append(f"--data_dir={args.data_dir}")
     print("$ " + " ".join(command[1:]).replace(str(work_dir), "$WORK"), flush=True)
     started = time.perf_counter()
-    completed = subprocess.run(command, cwd=common.REPOSITORY, capture_output=True, text=True, timeout=args.timeout,
+    completed = subprocess.run(command, cwd=common.REPOSITORY, capture_output=True, text=True,
+                               timeout=budget_seconds + args.timeout,
                                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     row = {"command": " ".join(["python", *command[1:]]).replace(str(work_dir), "$WORK"),
            "wall_seconds": time.perf_counter() - started}
@@ -139,7 +144,7 @@ def pretraining_flags(objective, corpus, model_dir, args, hours, lever=None) -> 
 def pretrain_part(objective, corpus, model_dir, args, work_dir, hours, lever=None):
     """One part of the pretraining run of `objective` (`pretraining_flags`); its held-out metrics."""
     flags = pretraining_flags(objective, corpus, model_dir, args, hours, lever)
-    row = run_trainer(args.model, flags, args, work_dir)
+    row = run_trainer(args.model, flags, args, work_dir, budget_seconds=hours * 3600)
     if "error" in row:
         raise SystemExit(f"pretraining {objective}: FAILED\n{row['error']}")
     metrics = json.loads((model_dir / "metrics.json").read_text())

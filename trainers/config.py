@@ -59,7 +59,9 @@ class TrainConfig:
     decay: str = "cosine"  # After warmup, decay to 0: "cosine" or "linear" (BERT's).
     weight_decay: float = 0.01  # Decoupled (AdamW); biases and normalisation scales are exempt.
     steps_per_loop: int = 20  # Train steps run inside one tf.function call (fewer host round trips).
-    checkpoint_every_steps: int | None = None  # Also checkpoint within epochs (None: at epoch ends).
+    # Also checkpoint within epochs, so that a killed run loses at most this many steps (None: at
+    # epoch ends only, which lost an hour of a one-epoch pretraining run).
+    checkpoint_every_steps: int | None = 1000
     clipnorm: float | None = None  # Clip the global gradient norm to this value.
     jit_compile: bool = False  # Compile the train step with XLA (on one device, the update too).
     # train_and_eval: after the last epoch, go back to the weights of the best evaluation

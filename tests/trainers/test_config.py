@@ -184,3 +184,11 @@ def test_a_model_without_shipped_configs_runs_its_registered_defaults_on_offline
         values = config_lib.default_values(name)
         assert (values["model"], values["data"]["dataset"]) == ({"name": name}, dataset)
         config_lib.config_from_dict(values)  # A valid config.
+
+
+@pytest.mark.parametrize("model, task", [("bert_mini", "pretrain"), ("gru", None), ("cnn", None)])
+def test_every_shipped_default_checkpoints_within_its_epochs(model, task):
+    """A killed run loses at most `checkpoint_every_steps` steps, even when its one epoch lasts hours
+    (a one-epoch pretraining run killed after an hour once had no checkpoint at all)."""
+    config = config_lib.config_from_dict(config_lib.default_values(model, task=task))
+    assert config.train.checkpoint_every_steps == 1000
