@@ -166,6 +166,16 @@ def markdown_from(name, markdown, source):
     print(f"Updated {BENCHMARKS_MD} from {source}")
 
 
+def accuracy_cell(result) -> str:
+    """An accuracy as BENCHMARKS.md shows it: bold, and with several seeds (`seed_accuracies`) their
+    mean (`accuracy`) with each seed and the range beside it."""
+    seeds = result.get("seed_accuracies", [result["accuracy"]])
+    if len(seeds) == 1:
+        return f"**{result['accuracy'] * 100:.1f}%**"
+    return (f"**{result['accuracy'] * 100:.1f}%** (seeds {' / '.join(f'{seed * 100:.1f}' for seed in seeds)}, "
+            f"range {(max(seeds) - min(seeds)) * 100:.1f})")
+
+
 def markdown_table(header, rows) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

@@ -58,14 +58,6 @@ def summary(runs) -> dict:
     }
 
 
-def accuracy_cell(role_summary) -> str:
-    seeds = role_summary["seed_accuracies"]
-    cell = f"**{role_summary['accuracy'] * 100:.1f}%**"
-    if len(seeds) > 1:
-        cell += f" (seeds {' / '.join(f'{seed * 100:.1f}' for seed in seeds)}, range {(max(seeds) - min(seeds)) * 100:.1f})"
-    return cell
-
-
 def markdown(document) -> str:
     rows = []
     for role, runs in document["results"].items():
@@ -74,7 +66,7 @@ def markdown(document) -> str:
         rows.append([
             role,
             f"`{first['model']}`",
-            accuracy_cell(role_summary),
+            common.accuracy_cell(role_summary),
             "-" if agreement is None else f"{agreement * 100:.1f}%",
             f"{first['parameters']:,}",
             f"{first['saved_model_mb']:.2f} MB",

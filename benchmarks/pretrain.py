@@ -173,15 +173,6 @@ def fine_tune_seeds(args, work_dir, run_name, init_checkpoint, seeds):
     return dict(runs[-1], accuracy=sum(accuracies) / len(accuracies), seed_accuracies=accuracies)
 
 
-def sst2_cell(result) -> str:
-    """A fine-tuning's dev accuracy as BENCHMARKS.md shows it: bold, with the seeds when several."""
-    seeds = result.get("seed_accuracies", [result["accuracy"]])
-    if len(seeds) == 1:
-        return f"**{result['accuracy'] * 100:.1f}%**"
-    return (f"**{result['accuracy'] * 100:.1f}%** (seeds {' / '.join(f'{seed * 100:.1f}' for seed in seeds)}, "
-            f"range {(max(seeds) - min(seeds)) * 100:.1f})")
-
-
 def plot(document, path):
     """Draws held-out masked-LM accuracy (left) and SST-2 dev accuracy after fine-tuning (right)
     against pretraining minutes, a line per objective, from scratch as the 0-minute point; a PNG."""
@@ -233,14 +224,14 @@ def levers_note(settings) -> str:
 
 def markdown(document) -> str:
     settings, corpus = document["settings"], document["corpus"]
-    rows = [["none (from scratch)", "-", "-", "-", sst2_cell(document["scratch"])]]
+    rows = [["none (from scratch)", "-", "-", "-", common.accuracy_cell(document["scratch"])]]
     for objective, parts in document["results"].items():
         for part in parts:
             rtd = part.get("rtd_accuracy")
             rows.append([
                 objective, f"{part['minutes']:.0f} min ({part['global_step']:,} steps)",
                 f"{part['mlm_accuracy'] * 100:.1f}%", "-" if rtd is None else f"{rtd * 100:.1f}%",
-                sst2_cell(part["sst2"]),
+                common.accuracy_cell(part["sst2"]),
             ])
     table = common.markdown_table(
         ["pretraining run", "training time", "held-out MLM accuracy", "replaced-token accuracy",
@@ -327,11 +318,11 @@ def main(argv=None):
                 part["sst2"] = fine_tune_seeds(args, work_dir, f"finetune_{lever or objective}_{segment}", model_dir,
                                                seeds)
                 print(f"{name} after {part['minutes']:.0f} min: MLM {part['mlm_accuracy']:.3f}, "
-                      f"RTD {part.get('rtd_accuracy')}, SST-2 dev {sst2_cell(part['sst2'])}", flush=True)
+                      f"RTD {part.get('rtd_accuracy')}, SST-2 dev {common.accuracy_cell(part['sst2'])}", flush=True)
                 parts.append(part)
             results[name] = parts
         scratch = fine_tune_seeds(args, work_dir, "scratch", None, args.finetune_seeds)
-        print(f"From scratch: SST-2 dev {sst2_cell(scratch)}", flush=True)
+        print(f"From scratch: SST-2 dev {common.accuracy_cell(scratch)}", flush=True)
     document = common.new_document(NAME, settings=vars(args), corpus=counts, scratch=scratch, results=results)
     common.publish(document, markdown, write_markdown=not args.no_markdown)  # The JSON first: hours of results.
     plot(document, figure_path(document))
