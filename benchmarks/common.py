@@ -12,6 +12,7 @@ import os
 import pathlib
 import platform
 import re
+import shlex
 import statistics
 import sys
 import time
@@ -20,6 +21,11 @@ REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPOSITORY / "benchmarks" / "results"
 BENCHMARKS_MD = REPOSITORY / "BENCHMARKS.md"
 PACKAGES = ["tensorflow", "keras", "keras-hub", "tensorflow-text", "tensorflow-datasets", "numpy"]
+
+
+# Every benchmark imports this module first and writes its document last: the load before it ran
+# is the one that says whether other jobs shared the machine, not the load its own runs made.
+LOAD_AVERAGE_AT_IMPORT = os.getloadavg()
 
 
 def machine() -> dict:
@@ -35,7 +41,7 @@ def machine() -> dict:
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "vector_extensions": sorted(flags & {"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}),
         "memory_gib": round(int(memory.group(1)) / 2**20, 1) if memory else None,
-        "load_average_at_start": [round(value, 2) for value in os.getloadavg()],
+        "load_average_at_start": [round(value, 2) for value in LOAD_AVERAGE_AT_IMPORT],
         "gpu": "none",
     }
 
@@ -53,7 +59,7 @@ def versions() -> dict:
 def command_line() -> str:
     """How this benchmark was started, as a user would type it."""
     module = sys.modules["__main__"].__spec__.name if getattr(sys.modules["__main__"], "__spec__", None) else sys.argv[0]
-    return " ".join(["python -m", module, *sys.argv[1:]])
+    return "python -m " + shlex.join([module, *sys.argv[1:]])  # Quoted: it pastes back into a shell.
 
 
 def new_document(name, **fields) -> dict:

@@ -173,6 +173,17 @@ def fine_tune_seeds(args, work_dir, run_name, init_checkpoint, seeds):
     return dict(runs[-1], accuracy=sum(accuracies) / len(accuracies), seed_accuracies=accuracies)
 
 
+def trained_minutes(parts) -> list[float]:
+    """Minutes of training up to the end of each part: the trainer's own count where it printed one
+    (a run whose schedule ends before its budget trains less), else the part's budget."""
+    totals, total, budget_so_far = [], 0.0, 0.0
+    for part in parts:
+        total += part["train_seconds"] / 60 if part.get("train_seconds") else part["minutes"] - budget_so_far
+        budget_so_far = part["minutes"]
+        totals.append(total)
+    return totals
+
+
 def plot(document, path):
     """Draws held-out masked-LM accuracy (left) and SST-2 dev accuracy after fine-tuning (right)
     against pretraining minutes, a line per objective, from scratch as the 0-minute point; a PNG."""
@@ -183,7 +194,7 @@ def plot(document, path):
 
     figure, (mlm_axes, sst2_axes) = pyplot.subplots(1, 2, figsize=(10, 4))
     for objective, parts in document["results"].items():
-        minutes = [part["minutes"] for part in parts]
+        minutes = trained_minutes(parts)
         mlm_axes.plot(minutes, [part["mlm_accuracy"] * 100 for part in parts], marker="o", label=objective)
         sst2_axes.plot([0, *minutes], [document["scratch"]["accuracy"] * 100,
                                        *(part["sst2"]["accuracy"] * 100 for part in parts)], marker="o", label=objective)
@@ -226,10 +237,10 @@ def markdown(document) -> str:
     settings, corpus = document["settings"], document["corpus"]
     rows = [["none (from scratch)", "-", "-", "-", common.accuracy_cell(document["scratch"])]]
     for objective, parts in document["results"].items():
-        for part in parts:
+        for part, minutes in zip(parts, trained_minutes(parts)):
             rtd = part.get("rtd_accuracy")
             rows.append([
-                objective, f"{part['minutes']:.0f} min ({part['global_step']:,} steps)",
+                objective, f"{minutes:.0f} min ({part['global_step']:,} steps)",
                 f"{part['mlm_accuracy'] * 100:.1f}%", "-" if rtd is None else f"{rtd * 100:.1f}%",
                 common.accuracy_cell(part["sst2"]),
             ])
