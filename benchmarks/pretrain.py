@@ -19,10 +19,15 @@ to the steps the budget reaches to end near zero), gradients clipped at `--clipn
 part:
 - the run's own held-out evaluation (every 20th document): masked-LM accuracy, and for ELECTRA
   the discriminator's replaced-token accuracy;
-- a fine-tuning on SST-2 from its latest checkpoint (`--init_checkpoint`, the shipped
-  `bert/sst2_local` recipe, `--finetune_epochs`), scored on SST-2 dev (872 sentences): seed 1
-  after the earlier parts, seeds 1..`--finetune_seeds` after the last.
-Then the same fine-tuning from scratch, seeds 1..`--finetune_seeds`.
+- a fine-tuning on SST-2 from its latest checkpoint (`--init_checkpoint`, `--finetune_config`:
+  the shipped `bert/sst2_finetune`, BERT's fine-tuning recipe), scored on SST-2 dev (872
+  sentences): seed 1 after the earlier parts, seeds 1..`--finetune_seeds` after the last.
+Then fine-tunings from scratch (`--scratch_config`: `bert/sst2_local`, tuned for scratch training),
+seeds 1..`--finetune_seeds`.
+
+`--refinetune=RESULT` pretrains nothing: it fine-tunes an earlier one-segment result's pretraining
+runs again (kept in its `--work_dir`) with this run's fine-tuning flags, and keeps its scratch row:
+another fine-tuning recipe measured on the same pretrained weights.
 
 `--levers` adds masked-LM runs with one of the recipe's levers flipped (`LEVERS`: next sentence
 prediction on, packing off, whole-word masking off, short sequences first), each trained and
@@ -153,11 +158,15 @@ def pretrain_part(objective, corpus, model_dir, args, work_dir, hours, lever=Non
 
 
 def fine_tune(args, work_dir, run_name, init_checkpoint, seed):
-    """SST-2 dev accuracy of the shipped bert/sst2_local recipe, from `init_checkpoint` or from scratch (None)."""
-    flags = ["--config=bert/sst2_local", f"--model_dir={work_dir / run_name}", f"--export_dir={work_dir / 'exports'}",
-             f"--epochs={args.finetune_epochs}", f"--params_override=train.seed={seed}"]
+    """SST-2 dev accuracy of a fine-tuning from `init_checkpoint` (`--finetune_config`'s recipe) or
+    from scratch (None: `--scratch_config`'s)."""
+    config = args.finetune_config if init_checkpoint is not None else args.scratch_config
+    flags = [f"--config={config}", f"--model_dir={work_dir / run_name}", f"--export_dir={work_dir / 'exports'}",
+             f"--params_override=train.seed={seed}"]
     if init_checkpoint is not None:
         flags.append(f"--init_checkpoint={init_checkpoint}")
+    if args.finetune_epochs:
+        flags.append(f"--epochs={args.finetune_epochs}")
     if args.finetune_steps:
         flags.append(f"--steps_per_epoch={args.finetune_steps}")
     row = run_trainer(args.model, flags, args, work_dir)
@@ -233,6 +242,22 @@ def levers_note(settings) -> str:
     return f"; the rows after the objectives are masked-LM runs with one lever flipped ({flipped})"
 
 
+def finetuning_note(settings) -> str:
+    """The fine-tuning recipes of a result's `settings` (results before `--finetune_config` fine-tuned
+    every row with bert/sst2_local), and the earlier result whose pretraining runs they reused."""
+    def recipe(config, epochs):
+        return f"`--config={config}" + (f" --epochs={epochs}`" if epochs else "`")
+
+    pretrained = recipe(settings.get("finetune_config", "bert/sst2_local"), settings.get("finetune_epochs"))
+    scratch = recipe(settings.get("scratch_config", "bert/sst2_local"),
+                     settings.get("scratch_epochs", settings.get("finetune_epochs")))
+    note = pretrained if pretrained == scratch else f"{pretrained} from the pretraining runs, {scratch} from scratch"
+    if settings.get("refinetune"):
+        note += (f" (the pretraining runs and the scratch row of `{pathlib.PurePath(settings['refinetune']).name}`, "
+                 "the pretraining runs fine-tuned again)")
+    return note
+
+
 def markdown(document) -> str:
     settings, corpus = document["settings"], document["corpus"]
     rows = [["none (from scratch)", "-", "-", "-", common.accuracy_cell(document["scratch"])]]
@@ -254,8 +279,8 @@ def markdown(document) -> str:
         f"{settings['batch_size']}, peak learning rate {settings['learning_rate']}, warmup {settings['warmup_steps']} steps, "
         f"gradients clipped at global norm {settings.get('clipnorm')}; `{settings.get('pretrain_flags', '')}`"
         f"{levers_note(settings)}. "
-        f"Fine-tuning: `--config=bert/sst2_local --epochs={settings['finetune_epochs']}`, SST-2 dev (872 sentences), "
-        f"seeds 1-{settings.get('finetune_seeds', 1)} from scratch and after the last part, seed 1 after the others.\n\n{table}\n\n"
+        f"Fine-tuning: {finetuning_note(settings)}, SST-2 dev (872 sentences), seeds 1-{settings.get('finetune_seeds', 1)} "
+        f"from scratch and after the last part, seed 1 after the others.\n\n{table}\n\n"
         f"![Held-out MLM accuracy and SST-2 dev against pretraining minutes]"
         f"({figure_path(document).relative_to(common.REPOSITORY)})\n"
     )
@@ -285,10 +310,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--schedule_steps", type=int, default=100_000, help="steps the cosine decay spans")
     parser.add_argument("--pretrain_overrides", default="model.dropout=0.0",
                         help="more params_override of the pretraining (dropout off: Geiping & Goldstein 2022)")
-    parser.add_argument("--finetune_epochs", type=int, default=1)
+    parser.add_argument("--finetune_config", default="bert/sst2_finetune",
+                        help="the recipe of fine-tunings from a pretraining run (a shipped config or a path)")
+    parser.add_argument("--scratch_config", default="bert/sst2_local", help="the recipe of fine-tunings from scratch")
+    parser.add_argument("--finetune_epochs", type=int, default=None, help="instead of the recipes' own epochs")
     parser.add_argument("--finetune_seeds", type=int, default=1,
                         help="fine-tunings (seeds 1..N) from scratch and from the final checkpoint")
     parser.add_argument("--finetune_steps", type=int, default=None, help="fewer steps an epoch (a quick check)")
+    parser.add_argument("--refinetune", default=None, metavar="JSON",
+                        help="pretrain nothing: fine-tune this earlier result's pretraining runs again")
     common.add_trainer_run_flags(parser)
     return parser
 
@@ -297,19 +327,47 @@ def parse_args(argv):
     return build_parser().parse_args(argv)
 
 
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.markdown_from:
-        document = common.load_result(NAME, args.markdown_from)
-        plot(document, figure_path(document))
-        return common.markdown_from(NAME, markdown, args.markdown_from)
+def run_dir_name(name) -> str:
+    """The `--work_dir` folder part of a result row `name` (an objective, or a lever's row title)."""
+    levers = {title: lever for lever, (title, _, _) in LEVERS.items()}
+    return levers.get(name, name)
+
+
+def refinetuned_result(args, parser) -> dict:
+    """The earlier result `--refinetune` names; a usage error unless it can be fine-tuned again."""
+    earlier = common.load_result(NAME, args.refinetune)
+    if earlier["settings"]["segments"] != 1 or not earlier["settings"].get("work_dir"):
+        parser.error(f"--refinetune: {args.refinetune} must be a result of one segment with a --work_dir "
+                     "(the pretraining runs it fine-tunes)")
+    return earlier
+
+
+def refinetune(args, earlier) -> dict:
+    """The document of `--refinetune`: the `earlier` result's pretraining rows, its pretraining runs
+    fine-tuned again with this run's fine-tuning flags, its scratch row as it was (scratch has no
+    pretrained weights for another recipe to use better; its settings say how it was trained)."""
+    before = earlier["settings"]
+    finetuning = ("finetune_config", "finetune_epochs", "finetune_seeds", "finetune_steps", "refinetune")
+    settings = dict(before, scratch_config=before.get("scratch_config", "bert/sst2_local"),
+                    scratch_epochs=before.get("scratch_epochs", before["finetune_epochs"]),
+                    **{flag: getattr(args, flag) for flag in finetuning})
+    run = argparse.Namespace(**dict(vars(args), model=settings["model"]))
+    work_dir, recipe = pathlib.Path(before["work_dir"]), pathlib.PurePath(args.finetune_config).stem
+    results = {}
+    for name, parts in earlier["results"].items():
+        pretraining = work_dir / f"pretrain_{run_dir_name(name)}"
+        sst2 = fine_tune_seeds(run, work_dir, f"finetune_{run_dir_name(name)}_{recipe}", pretraining, args.finetune_seeds)
+        print(f"{name}: SST-2 dev {common.accuracy_cell(sst2)}", flush=True)
+        results[name] = [dict(parts[0], sst2=sst2)]
+    return common.new_document(NAME, settings=settings, corpus=earlier["corpus"], scratch=earlier["scratch"],
+                               results=results)
+
+
+def pretrain_and_fine_tune(args, parser, base) -> dict:
+    """The document of a whole run: each objective's (and lever's) pretraining, part by part, each
+    part fine-tuned; then scratch."""
     objectives = common.selected_models(parser, args.objectives, OBJECTIVES)
     levers = common.selected_models(parser, args.levers, LEVERS) if args.levers else []
-    present, base = accuracy.shared_data_present("sst2_local")
-    if not present or not (base / "imdb").is_dir():
-        print(f"No real SST-2 and IMDB under {base} (set ZOO_SHARED_DATA): nothing to measure.")
-        return
     with tempfile.TemporaryDirectory() as temporary_dir:
         work_dir = pathlib.Path(args.work_dir or temporary_dir)
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -334,7 +392,22 @@ def main(argv=None):
             results[name] = parts
         scratch = fine_tune_seeds(args, work_dir, "scratch", None, args.finetune_seeds)
         print(f"From scratch: SST-2 dev {common.accuracy_cell(scratch)}", flush=True)
-    document = common.new_document(NAME, settings=vars(args), corpus=counts, scratch=scratch, results=results)
+    return common.new_document(NAME, settings=vars(args), corpus=counts, scratch=scratch, results=results)
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.markdown_from:
+        document = common.load_result(NAME, args.markdown_from)
+        plot(document, figure_path(document))
+        return common.markdown_from(NAME, markdown, args.markdown_from)
+    earlier = refinetuned_result(args, parser) if args.refinetune else None
+    present, base = accuracy.shared_data_present("sst2_local")
+    if not present or not (base / "imdb").is_dir():
+        print(f"No real SST-2 and IMDB under {base} (set ZOO_SHARED_DATA): nothing to measure.")
+        return
+    document = refinetune(args, earlier) if earlier else pretrain_and_fine_tune(args, parser, base)
     common.publish(document, markdown, write_markdown=not args.no_markdown)  # The JSON first: hours of results.
     plot(document, figure_path(document))
 

@@ -88,3 +88,31 @@ def test_a_lever_run_is_the_masked_lm_command_with_one_setting_flipped(tmp_path)
     assert "task.short_sequence_fraction" not in " ".join(recipe)
     assert "mlm + next sentence prediction: `--nsp`" in result["note"]
     assert "its first 500 steps at 32 tokens" in result["note"]
+
+
+def test_refinetune_needs_one_segment_and_its_work_dir(tmp_path):
+    """Earlier segments' checkpoints are overwritten by later ones: only a one-segment result's
+    pretraining runs can be fine-tuned again; anything else is a usage error before any training."""
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({"benchmark": "pretrain", "settings": {"segments": 2, "work_dir": str(tmp_path)},
+                                   "results": {}}))
+    done = subprocess.run([sys.executable, "-m", "benchmarks.pretrain", f"--refinetune={earlier}"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "--refinetune" in done.stderr and "one segment" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_settings_paragraph_names_each_rows_fine_tuning_recipe():
+    """A refinetuned result fine-tunes its pretraining runs with the new recipe and keeps its scratch
+    row; results from before `--finetune_config` fine-tuned every row with bert/sst2_local."""
+    script = ("import json, sys; from benchmarks import pretrain; "
+              "print(json.dumps([pretrain.finetuning_note(settings) for settings in json.loads(sys.argv[1])]))")
+    refinetuned = {"finetune_config": "bert/sst2_finetune", "finetune_epochs": None, "scratch_config": "bert/sst2_local",
+                   "scratch_epochs": 1, "refinetune": "benchmarks/results/pretrain/20261204T221128Z.json"}
+    done = subprocess.run([sys.executable, "-c", script, json.dumps([{"finetune_epochs": 1}, refinetuned])], cwd=REPO,
+                          capture_output=True, text=True, check=True)
+    before, after = json.loads(done.stdout)
+    assert before == "`--config=bert/sst2_local --epochs=1`"
+    assert after.startswith("`--config=bert/sst2_finetune` from the pretraining runs, "
+                            "`--config=bert/sst2_local --epochs=1` from scratch")
+    assert "`20261204T221128Z.json`" in after
