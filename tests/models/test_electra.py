@@ -56,8 +56,67 @@ def test_a_generator_that_is_sure_of_the_original_replaces_nothing():
 def test_the_discriminator_encoder_is_what_fine_tuning_reads_and_config_round_trips():
     model = ElectraPretrainer(**SIZES)
     model(_inputs())
-    assert model.encoder.hidden_dim == 64 and model.generator.hidden_dim == 64  # max(64, 64 / 4)
+    assert model.encoder.hidden_dim == 64 and model.generator_projection.units == 64  # max(64, 64 / 4)
     clone = ElectraPretrainer.from_config(model.get_config())
     clone(_inputs())
     assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
     assert tf.reduce_all(tf.shape(clone(_inputs())["replaced"]) == [2, 6])
+
+
+def test_the_generator_reads_and_predicts_through_the_discriminators_token_embedding():
+    """Section 3.1's shared embeddings: one token table [vocabulary, hidden] in the whole model, the
+    generator's masked LM trains it too (without it detection stayed at the base rate)."""
+    model = ElectraPretrainer(**dict(SIZES, hidden_dim=256, num_heads=4, intermediate_dim=512))
+    inputs = _inputs()
+    with tf.GradientTape() as tape:
+        outputs = model(inputs, training=True)
+        mlm_loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(inputs["mask_ids"], outputs["mlm_logits"]))
+    assert model.generator_head.token_embedding is model.encoder.token_embedding
+    assert [tuple(weight.shape) for weight in model.weights].count((50, 256)) == 1
+    assert model.generator_projection.units == 64  # A quarter of 256.
+    (gradient,) = tape.gradient(mlm_loss, [model.encoder.token_embedding.embeddings])
+    assert float(tf.reduce_max(tf.abs(tf.convert_to_tensor(gradient)))) > 0
+
+
+def test_joint_training_learns_to_detect_the_generators_samples():
+    """The whole objective (masked LM + 50 x detection, both trained) on counting sequences, where a
+    replaced token is visible from its neighbours: the discriminator must beat the share of
+    originals, which a collapsed one (p(replaced) the same everywhere) only matches."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    vocabulary, length, predictions, batch = 200, 16, 3, 32
+    model = ElectraPretrainer(vocabulary_size=vocabulary, num_layers=1, num_heads=2, hidden_dim=64,
+                              intermediate_dim=128, max_sequence_length=length, dropout=0.0)
+    optimizer = keras.optimizers.Adam(1e-3)
+    rng = np.random.default_rng(0)
+
+    def counting_batch():
+        tokens = rng.integers(10, vocabulary - length, batch)[:, None] + np.arange(length)[None]
+        positions = np.sort(np.stack([rng.choice(np.arange(1, length), predictions, replace=False)
+                                      for _ in range(batch)]), axis=1)
+        masked = tokens.copy()
+        np.put_along_axis(masked, positions, 1, axis=1)  # 1: [MASK]
+        return {"token_ids": masked.astype(np.int32), "segment_ids": np.zeros_like(masked, np.int32),
+                "padding_mask": np.ones_like(masked, np.int32), "mask_positions": positions.astype(np.int32),
+                "mask_ids": np.take_along_axis(tokens, positions, 1).astype(np.int32),
+                "mask_weights": np.ones([batch, predictions], np.float32)}
+
+    @tf.function
+    def train_step(inputs):
+        with tf.GradientTape() as tape:
+            outputs = model(inputs, training=True)
+            mlm = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(inputs["mask_ids"], outputs["mlm_logits"]))
+            detection = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(outputs["replaced"],
+                                                                               outputs["replaced_logits"]))
+            loss = mlm + 50.0 * detection
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        correct = tf.cast((outputs["replaced_logits"] > 0) == (outputs["replaced"] > 0.5), tf.float32)
+        return tf.reduce_mean(correct), 1.0 - tf.reduce_mean(outputs["replaced"])
+
+    margins = []
+    for step in range(600):
+        accuracy, originals = train_step(counting_batch())
+        if step >= 500:
+            margins.append(float(accuracy - originals))
+    assert np.mean(margins) > 0.03, f"detection {np.mean(margins):+.3f} over the share of originals"

@@ -264,8 +264,10 @@ def load_pretrained_encoder(model_dir, encoder):
         status = tf.train.Checkpoint(model=checkpointable_weights(pretrainer)).restore(checkpoint)
         status.assert_existing_objects_matched()
     except (ValueError, AssertionError, tf.errors.InvalidArgumentError) as error:
+        older = ", or an ELECTRA run from before its generator shared the encoder's embeddings (2026-12-05)"
         raise ConfigError(f"--init_checkpoint={model_dir}: {checkpoint} is not a pretraining run of this "
-                          f"model's sizes ({str(error).splitlines()[0][:200]})") from None
+                          f"model's sizes{older if objective == 'electra' else ''} "
+                          f"({str(error).splitlines()[0][:200]})") from None
     encoder.set_weights(pretrainer.encoder.get_weights())
     print(f"Encoder initialised from {checkpoint}" + (" (ELECTRA's discriminator)" if objective == "electra" else ""))
 

@@ -32,6 +32,23 @@ _LORA_TARGETS = ("query", "value")
 _BERT_INITIALIZER = {"class_name": "TruncatedNormal", "config": {"stddev": 0.02}}
 
 
+def bert_blocks(num_layers, num_heads, intermediate_dim, dropout, name="transformer_layer"):
+    """BERT's stack of `num_layers` Transformer encoder blocks (GELU, layer norm epsilon 1e-12),
+    named `{name}_{index}` as keras-hub's; its width is its input's."""
+    return [
+        TransformerEncoderBlock(
+            num_heads,
+            intermediate_dim,
+            dropout=dropout,
+            activation=keras.activations.gelu,  # exact GELU (approximate=False), as BERT
+            layer_norm_epsilon=1e-12,
+            kernel_initializer=_BERT_INITIALIZER,
+            name=f"{name}_{index}",
+        )
+        for index in range(num_layers)
+    ]
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class BertEncoder(keras.Model):
     """BERT's encoder ("backbone"): embeddings -> N Transformer encoder blocks -> pooler.
@@ -98,18 +115,7 @@ class BertEncoder(keras.Model):
         )
         self.embeddings_layer_norm = keras.layers.LayerNormalization(epsilon=1e-12, name="embeddings_layer_norm")
         self.embeddings_dropout = Dropout(dropout, name="embeddings_dropout")
-        self.encoder_blocks = [
-            TransformerEncoderBlock(
-                num_heads,
-                intermediate_dim,
-                dropout=dropout,
-                activation=keras.activations.gelu,  # exact GELU (approximate=False), as BERT
-                layer_norm_epsilon=1e-12,
-                kernel_initializer=_BERT_INITIALIZER,
-                name=f"transformer_layer_{index}",
-            )
-            for index in range(num_layers)
-        ]
+        self.encoder_blocks = bert_blocks(num_layers, num_heads, intermediate_dim, dropout)
         self.pooled_dense = keras.layers.Dense(
             hidden_dim, activation="tanh", kernel_initializer=_BERT_INITIALIZER, name="pooled_dense"
         )
@@ -124,13 +130,17 @@ class BertEncoder(keras.Model):
         self.num_segments = num_segments
         self.dropout = dropout
 
+    def embed(self, inputs, training=False):
+        """The input representation (section 3.2): token + position + segment embeddings, layer-
+        normalized [batch, sequence, hidden]; ELECTRA's generator reads the same one."""
+        tokens = self.token_embedding(inputs["token_ids"])  # [batch, sequence, hidden]
+        x = tokens + self.position_embedding(tokens) + self.segment_embedding(inputs["segment_ids"])
+        return self.embeddings_dropout(self.embeddings_layer_norm(x), training=training)
+
     def call(self, inputs, training=False):
-        token_ids, segment_ids, padding_mask = inputs["token_ids"], inputs["segment_ids"], inputs["padding_mask"]
-        tokens = self.token_embedding(token_ids)  # [batch, sequence, hidden]
-        x = tokens + self.position_embedding(tokens) + self.segment_embedding(segment_ids)
-        x = self.embeddings_dropout(self.embeddings_layer_norm(x), training=training)
+        x = self.embed(inputs, training=training)
         for block in self.encoder_blocks:
-            x = block(x, padding_mask=padding_mask, training=training)
+            x = block(x, padding_mask=inputs["padding_mask"], training=training)
         return {
             "sequence_output": x,  # [batch, sequence, hidden]
             "pooled_output": self.pooled_dense(x[:, 0, :]),  # [batch, hidden], from [CLS]
