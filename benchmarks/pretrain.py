@@ -327,10 +327,12 @@ def parse_args(argv):
     return build_parser().parse_args(argv)
 
 
-def run_dir_name(name) -> str:
-    """The `--work_dir` folder part of a result row `name` (an objective, or a lever's row title)."""
+def run_folders(work_dir, name, finetuning) -> tuple[pathlib.Path, str]:
+    """Where result row `name` (an objective, or a lever's row title) pretrains under `work_dir`, and
+    the name of its `finetuning` fine-tunings there: one spelling for a run and for `--refinetune`."""
     levers = {title: lever for lever, (title, _, _) in LEVERS.items()}
-    return levers.get(name, name)
+    key = levers.get(name, name)
+    return work_dir / f"pretrain_{key}", f"finetune_{key}_{finetuning}"
 
 
 def refinetuned_result(args, parser) -> dict:
@@ -355,8 +357,8 @@ def refinetune(args, earlier) -> dict:
     work_dir, recipe = pathlib.Path(before["work_dir"]), pathlib.PurePath(args.finetune_config).stem
     results = {}
     for name, parts in earlier["results"].items():
-        pretraining = work_dir / f"pretrain_{run_dir_name(name)}"
-        sst2 = fine_tune_seeds(run, work_dir, f"finetune_{run_dir_name(name)}_{recipe}", pretraining, args.finetune_seeds)
+        pretraining, finetuning = run_folders(work_dir, name, recipe)
+        sst2 = fine_tune_seeds(run, work_dir, finetuning, pretraining, args.finetune_seeds)
         print(f"{name}: SST-2 dev {common.accuracy_cell(sst2)}", flush=True)
         results[name] = [dict(parts[0], sst2=sst2)]
     return common.new_document(NAME, settings=settings, corpus=earlier["corpus"], scratch=earlier["scratch"],
@@ -378,14 +380,14 @@ def pretrain_and_fine_tune(args, parser, base) -> dict:
         runs = [(objective, objective, None) for objective in objectives] + [
             (LEVERS[lever][0], "mlm", lever) for lever in levers]
         for name, objective, lever in runs:
-            model_dir, parts = work_dir / f"pretrain_{lever or objective}", []
+            parts = []
             for segment in range(1, args.segments + 1):
+                model_dir, finetuning = run_folders(work_dir, name, segment)
                 part = pretrain_part(objective, corpus, model_dir, args, work_dir, args.minutes / args.segments / 60,
                                      lever)
                 part["minutes"] = args.minutes * segment / args.segments
                 seeds = args.finetune_seeds if segment == args.segments else 1
-                part["sst2"] = fine_tune_seeds(args, work_dir, f"finetune_{lever or objective}_{segment}", model_dir,
-                                               seeds)
+                part["sst2"] = fine_tune_seeds(args, work_dir, finetuning, model_dir, seeds)
                 print(f"{name} after {part['minutes']:.0f} min: MLM {part['mlm_accuracy']:.3f}, "
                       f"RTD {part.get('rtd_accuracy')}, SST-2 dev {common.accuracy_cell(part['sst2'])}", flush=True)
                 parts.append(part)

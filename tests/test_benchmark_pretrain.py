@@ -90,6 +90,19 @@ def test_a_lever_run_is_the_masked_lm_command_with_one_setting_flipped(tmp_path)
     assert "its first 500 steps at 32 tokens" in result["note"]
 
 
+def test_refinetune_finds_each_rows_pretraining_run_where_the_run_wrote_it():
+    """A result row is titled by its objective or its lever's title; both lead back to the one folder
+    its pretraining wrote, and fine-tunings of another recipe go beside the earlier ones."""
+    script = ("import json, pathlib; from benchmarks import pretrain; "
+              "rows = ['mlm', 'electra', pretrain.LEVERS['nsp'][0]]; "
+              "print(json.dumps([[str(path), name] for path, name in "
+              "(pretrain.run_folders(pathlib.Path('work'), row, 'sst2_finetune') for row in rows)]))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == [["work/pretrain_mlm", "finetune_mlm_sst2_finetune"],
+                                       ["work/pretrain_electra", "finetune_electra_sst2_finetune"],
+                                       ["work/pretrain_nsp", "finetune_nsp_sst2_finetune"]]
+
+
 def test_refinetune_needs_one_segment_and_its_work_dir(tmp_path):
     """Earlier segments' checkpoints are overwritten by later ones: only a one-segment result's
     pretraining runs can be fine-tuned again; anything else is a usage error before any training."""
