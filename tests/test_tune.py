@@ -88,6 +88,42 @@ def test_failed_trials_are_recorded_once_with_their_reason_and_the_search_goes_o
     assert len(printed.splitlines()) == 7 and "TrainingDivergedError: loss is nan at step 12" in printed
 
 
+def test_a_trial_of_several_seeds_reports_their_mean_and_spread(tmp_path, monkeypatch):
+    """The values that win on average win, not the luckiest single run: each trial's seeds train in
+    their own folders, and the table shows the objective's spread beside its mean."""
+    base_config = config_lib.load_config(config_lib.default_config_path("transformer"))
+    space = search_space.parse_search_space(
+        {"objective": {"metric": "eval/accuracy", "direction": "max"},
+         "parameters": {"train.learning_rate": {"choice": [0.001, 0.002]}}},
+        base_config,
+    )
+    # 0.001 has one lucky seed (0.90) but the lower mean; 0.002 is steadier and better on average.
+    accuracy = {(0.001, 0): 0.90, (0.001, 1): 0.70, (0.001, 2): 0.71, (0.002, 0): 0.80, (0.002, 1): 0.79, (0.002, 2): 0.81}
+    runs = []
+
+    def fake_run(config, *, mode, model_dir, export_dir):
+        runs.append((config.train.learning_rate, config.train.seed, model_dir.name))
+        return {"accuracy": accuracy[config.train.learning_rate, config.train.seed], "loss": 0.5,
+                "num_examples": 872, "global_step": 20}
+
+    monkeypatch.setattr(tune.run, "run", fake_run)
+    tuner = tune.TrainerTuner(tune.create_oracle("random", space, base_config, max_trials=2),
+                              base_config=base_config, model_dir=tmp_path, seeds_per_trial=3)
+    tuner.search()
+
+    assert sorted(runs) == [(rate, seed, f"seed_{seed}") for rate in (0.001, 0.002) for seed in (0, 1, 2)]
+    records = tune.trial_records(tuner.oracle)
+    best = tune.best_record(records, space)
+    assert best["values"] == {"train.learning_rate": 0.002}
+    assert best["metrics"]["eval/accuracy"] == pytest.approx(0.80)
+    assert best["spread"] == pytest.approx(0.02)
+    tune.write_results(tmp_path, records, space, base_config, best)
+    with open(tmp_path / "trials.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert list(rows[0]) == ["trial", "status", "train.learning_rate", "eval/accuracy", "eval/accuracy spread",
+                             "seconds", "reason"]
+
+
 def test_a_model_dir_holding_another_search_is_refused(tmp_path):
     base_config = config_lib.load_config(config_lib.default_config_path("transformer"))
     space = search_space.parse_search_space(

@@ -123,6 +123,7 @@ def test_task_section_is_the_named_tasks_typed_config():
         ({"teacher": "x"}, "task.teacher is a field of --task=distill, not of --task=classify"),
         ({"name": "pretrain", "lora_rank": 2}, "task.lora_rank is a field of --task=classify or distill, not of --task=pretrain"),
         ({"name": "distill", "teacher": "x", "temperature": 0}, "task.temperature must be > 0, got 0.0"),
+        ({"name": "classify", "label_smoothing": 1}, "task.label_smoothing must be in [0, 1), got 1.0"),
         ({"name": "classify", "lora_rank": "two"}, "task.lora_rank must be int or null, got 'two'"),
         ({"name": "pretrain"}, "--task=pretrain trains BERT's masked LM and next sentence prediction; --model=cnn"),
     ],

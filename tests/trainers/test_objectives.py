@@ -66,6 +66,23 @@ def test_classification_ignores_filler_rows_in_sums():
     assert sums["loss_sum"] == pytest.approx(_softmax_cross_entropy([2, 0], 0) + _softmax_cross_entropy([0, 2], 0), rel=1e-5)
 
 
+def test_label_smoothing_trains_against_the_label_mixed_with_the_uniform_distribution():
+    """Szegedy et al.'s target (1 - e) * one-hot + e / classes: the loss is its cross-entropy with the
+    softmax, smallest where the predicted probability of the label is 1 - e + e / classes, not 1."""
+    logits = tf.constant([[2.0, 0.0, -1.0], [0.5, 0.0, 3.0], [5.0, 0.0, 0.0]])
+    labels = tf.constant([0, 1, -1])
+    smoothing = 0.3
+    loss = Classification(label_smoothing=smoothing).per_example_loss(labels, logits).numpy()
+    targets = np.eye(3)[[0, 1]] * (1 - smoothing) + smoothing / 3
+    expected = [-np.sum(targets[row] * _log_softmax(logits.numpy()[row])) for row in range(2)]
+    np.testing.assert_allclose(loss, [*expected, 0.0], rtol=1e-5)
+
+    best = np.log((1 - smoothing + smoothing / 3) / (smoothing / 3))  # The logit gap of the smoothed target.
+    gaps = tf.constant([[gap, 0.0, 0.0] for gap in (best - 1, best, best + 1)])
+    losses = Classification(label_smoothing=smoothing).per_example_loss(tf.constant([0, 0, 0]), gaps).numpy()
+    assert losses[1] < losses[0] and losses[1] < losses[2]
+
+
 def _log_softmax(logits):
     logits = np.asarray(logits, np.float64)
     return logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))

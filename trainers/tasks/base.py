@@ -132,9 +132,15 @@ def register_task(task_class):
     return task_class
 
 
-def cross_entropy(labels, logits):
-    """Sparse softmax cross-entropy in float32 (logits may be float16 / bfloat16)."""
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=tf.cast(logits, tf.float32))
+def cross_entropy(labels, logits, label_smoothing=0.0):
+    """Softmax cross-entropy in float32 (logits may be float16 / bfloat16) of int labels [...] against
+    logits [..., classes]; with `label_smoothing` e, against (1 - e) * one-hot + e / classes."""
+    logits = tf.cast(logits, tf.float32)
+    if not label_smoothing:
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    num_classes = logits.shape[-1]
+    targets = tf.one_hot(labels, num_classes) * (1 - label_smoothing) + label_smoothing / num_classes
+    return tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
 
 
 def model_overrides(config, inputs: TaskInputs, preset=None) -> dict:

@@ -41,9 +41,14 @@ class ClassificationConfig(TaskConfig):
     preset: str | None = None  # BERT: a keras-hub preset directory or handle (sizes, weights, vocabulary).
     init_checkpoint: str | None = None  # BERT: a pretraining run's model_dir; its encoder starts the model.
     lora_rank: int | None = None  # BERT: freeze the encoder, train rank-R LoRA adapters and the head.
+    # Train against (1 - e) * one-hot + e / classes rather than the one-hot label (Szegedy et al. 2016,
+    # section 7): the logits stop growing once a short training phrase is fitted.
+    label_smoothing: float = 0.0
     RESUME_FIELDS = ("preset", "lora_rank")
 
     def validate(self, model_spec):
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"task.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.lora_rank is not None and self.lora_rank <= 0:
             raise ConfigError(f"task.lora_rank must be a positive integer, got {self.lora_rank}")
         if (self.preset or self.lora_rank or self.init_checkpoint) and model_spec.input_kind != "bert":
@@ -90,7 +95,8 @@ def classification_metrics(labels, probabilities):
 
 
 class Classification:
-    """Softmax cross-entropy of logits float [batch, classes] against labels int32 [batch].
+    """Softmax cross-entropy of logits float [batch, classes] against labels int32 [batch], each label
+    smoothed towards the uniform distribution by `label_smoothing` (0: the one-hot label itself).
 
     The objective protocol `trainers.trainer.Trainer` reads: `per_example_loss`; `step_sums`
     (the SUMS a train step adds up) and RATIOS (the train metrics made of them); `eval_values`
@@ -103,9 +109,12 @@ class Classification:
     RATIOS = {"loss": ("loss_sum", "count"), "accuracy": ("correct", "count")}
     best_metric = "accuracy"
 
+    def __init__(self, label_smoothing=0.0):
+        self.label_smoothing = label_smoothing
+
     def per_example_loss(self, labels, logits):
         real = tf.cast(labels != PADDING_LABEL, tf.float32)
-        return cross_entropy(tf.maximum(labels, 0), logits) * real
+        return cross_entropy(tf.maximum(labels, 0), logits, self.label_smoothing) * real
 
     def step_sums(self, labels, logits, per_example_loss):
         real = labels != PADDING_LABEL
@@ -150,7 +159,7 @@ class ClassificationTask(Task):
     EVAL_METRICS = Classification.EVAL_METRICS
 
     def create_objective(self):
-        return Classification()
+        return Classification(self.config.task.label_smoothing)
 
     @cached_property
     def model_spec(self):

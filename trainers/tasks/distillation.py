@@ -148,7 +148,8 @@ class Distillation(Classification):
     SUMS = (*Classification.SUMS, "agreed")
     RATIOS = {**Classification.RATIOS, "teacher_agreement": ("agreed", "count")}
 
-    def __init__(self, temperature, alpha):
+    def __init__(self, temperature, alpha, label_smoothing=0.0):
+        super().__init__(label_smoothing)
         self.temperature = temperature
         self.alpha = alpha
 
@@ -188,7 +189,7 @@ class DistillationTask(ClassificationTask):
     EVAL_METRICS = Distillation.EVAL_METRICS
 
     def create_objective(self):
-        return Distillation(self.config.task.temperature, self.config.task.alpha)
+        return Distillation(self.config.task.temperature, self.config.task.alpha, self.config.task.label_smoothing)
 
     def teacher_saved_model(self) -> pathlib.Path:
         """`task.teacher` as a SavedModel directory: as given, or a trained run's model_dir, exported once.
