@@ -7,7 +7,9 @@ seconds; the others run the real command on the offline default.
 import csv
 import dataclasses
 import json
+import types
 
+import keras_tuner as kt
 import pytest
 import tensorflow as tf
 
@@ -122,6 +124,17 @@ def test_a_trial_of_several_seeds_reports_their_mean_and_spread(tmp_path, monkey
         rows = list(csv.DictReader(file))
     assert list(rows[0]) == ["trial", "status", "train.learning_rate", "eval/accuracy", "eval/accuracy spread",
                              "seconds", "reason"]
+
+
+def test_trials_are_listed_in_numeric_order_when_a_resumed_search_pads_their_ids():
+    """KerasTuner zero-pads the ids of the trials a search adds once it passes 10 (06, 07, ...)."""
+    trials = {}
+    for trial_id in ("0", "1", "06", "10"):
+        trials[trial_id] = kt.engine.trial.Trial(hyperparameters=kt.HyperParameters(), trial_id=trial_id,
+                                                 status="COMPLETED")
+        trials[trial_id].metrics.update("eval/accuracy", 0.5)
+    records = tune.trial_records(types.SimpleNamespace(trials=trials))
+    assert [record["trial"] for record in records] == ["0", "1", "06", "10"]
 
 
 def test_a_model_dir_holding_another_search_is_refused(tmp_path):

@@ -201,9 +201,10 @@ def failure_reason(trial):
 
 
 def trial_records(oracle) -> list[dict]:
-    """Every trial of the search, in the order of their ids, as trials.json holds them."""
+    """Every trial of the search, in the order of their ids (numbers, zero-padded once a resumed search
+    passes 10 trials), as trials.json holds them."""
     records = []
-    for trial in sorted(oracle.trials.values(), key=lambda trial: trial.trial_id):
+    for trial in sorted(oracle.trials.values(), key=lambda trial: int(trial.trial_id)):
         metrics = {name: trial.metrics.get_last_value(name) for name in trial.metrics.metrics}
         records.append({
             "trial": trial.trial_id,
