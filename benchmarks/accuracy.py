@@ -207,8 +207,8 @@ def markdown(document) -> str:
     return (
         f"{common.environment_line(document)}\n\n{table}\n\nPublished figures:\n{published}\n\n"
         "Ours are trained from scratch (no pretrained weights or embeddings) with the configs in "
-        "`trainers/configs/<model>/<dataset>.yaml`, one run per seed (`train.seed`), each reported at its last "
-        "epoch; the CNN's MNIST training images are the approximate rebuild (within 1 grey level), its test "
+        "`trainers/configs/<model>/<dataset>.yaml`, one run per seed (`train.seed`), each reported at its best "
+        "dev epoch where the config sets `restore_best` (the SST-2 recipes, GLUE practice), else at its last; the CNN's MNIST training images are the approximate rebuild (within 1 grey level), its test "
         "images exact. \"Export scores the same\": each run's SavedModel, loaded in a fresh TensorFlow-only "
         "process and fed the raw dev sentences or test images, gets the trainer's accuracy.\n\n"
         f"Runs:\n{commands}\n{skipped}\n"
