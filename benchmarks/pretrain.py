@@ -349,10 +349,10 @@ def refinetune(args, earlier) -> dict:
     fine-tuned again with this run's fine-tuning flags, its scratch row as it was (scratch has no
     pretrained weights for another recipe to use better; its settings say how it was trained)."""
     before = earlier["settings"]
-    finetuning = ("finetune_config", "finetune_epochs", "finetune_seeds", "finetune_steps", "refinetune")
+    finetuning_flags = ("finetune_config", "finetune_epochs", "finetune_seeds", "finetune_steps", "refinetune")
     settings = dict(before, scratch_config=before.get("scratch_config", "bert/sst2_local"),
                     scratch_epochs=before.get("scratch_epochs", before["finetune_epochs"]),
-                    **{flag: getattr(args, flag) for flag in finetuning})
+                    **{flag: getattr(args, flag) for flag in finetuning_flags})
     run = argparse.Namespace(**dict(vars(args), model=settings["model"]))
     work_dir, recipe = pathlib.Path(before["work_dir"]), pathlib.PurePath(args.finetune_config).stem
     results = {}
