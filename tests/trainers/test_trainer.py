@@ -153,3 +153,16 @@ def test_progress_shows_examples_and_tokens_per_second_and_tensorboard_keeps_the
     logged = {value.tag for path in (tmp_path / "train").glob("events*")
               for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value}
     assert {"examples_per_s", "tokens_per_s", "accuracy", "learning_rate"} <= logged
+
+
+def test_the_first_call_says_it_traces_the_step_before_the_silent_first_loop(tmp_path, capsys):
+    """Tracing (and XLA compiling) the step takes seconds before the first progress update; a
+    line says so, once: a later call reuses the trace."""
+    trainer = _trainer(tmp_path)
+    trainer.train(_input_fn(repeat=True), epochs=1, steps_per_epoch=8)
+    first = capsys.readouterr().out
+    trainer.train(_input_fn(repeat=True), epochs=2, steps_per_epoch=8)
+    second = capsys.readouterr().out
+    line = "Training: tracing the train step; the progress bar starts after the first 4 steps ..."
+    assert first.count(line) == 1 and first.index(line) < first.index("examples_per_s:")
+    assert "tracing" not in second and "examples_per_s:" in second
