@@ -34,6 +34,8 @@ def run_vocabulary(model_dir, *, texts_fn, num_texts, vocabulary_size, phases, p
         else:
             with phases.phase("vocabulary", f"learning {vocabulary_size} WordPiece tokens from {num_texts:,} texts"):
                 vocabulary = compute_vocabulary(texts_fn(), vocabulary_size)
+            if len(vocabulary) < vocabulary_size:  # Every word of the texts is whole; a larger size adds nothing.
+                print(f"Vocabulary: {len(vocabulary):,} tokens, all the texts hold (asked for {vocabulary_size:,})")
         save_vocabulary(vocabulary, path)
     vocabulary = load_vocabulary(path)
     if init_path is not None and init_path.is_file() and load_vocabulary(init_path) != vocabulary:
