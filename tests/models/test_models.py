@@ -64,6 +64,9 @@ def test_every_classifier_ends_with_the_shared_head(name):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_int8_quantization_keeps_the_logits_close(name):
+    # Seeded: over unseeded initialisations the transformer's largest logit error ranged from 0.01
+    # to 0.065 (a fresh-clone CI run, 2026-12-05), so the same test passed or failed by chance.
+    keras.utils.set_random_seed(0)
     model = zoo.build(name, **TINY[name])
     inputs = sample_inputs(name)
     expected = np.asarray(model(inputs))
