@@ -29,6 +29,10 @@ seeds 1..`--finetune_seeds`.
 runs again (kept in its `--work_dir`) with this run's fine-tuning flags, and keeps its scratch row:
 another fine-tuning recipe measured on the same pretrained weights.
 
+`--scratch_from=RESULT` keeps an earlier result's scratch row (same `--model`) instead of training
+it again: scratch has no pretraining, so another pretraining run does not change it, and its
+fine-tunings cost half an hour of a session's CPU for bert_mini.
+
 `--levers` adds masked-LM runs with one of the recipe's levers flipped (`LEVERS`: next sentence
 prediction on, packing off, whole-word masking off, short sequences first), each trained and
 fine-tuned like an objective, so that each lever is measured on and off at equal training time
@@ -255,6 +259,8 @@ def finetuning_note(settings) -> str:
     if settings.get("refinetune"):
         note += (f" (the pretraining runs and the scratch row of `{pathlib.PurePath(settings['refinetune']).name}`, "
                  "the pretraining runs fine-tuned again)")
+    elif settings.get("scratch_from"):
+        note += f" (the scratch row kept from `{pathlib.PurePath(settings['scratch_from']).name}`)"
     return note
 
 
@@ -319,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--finetune_steps", type=int, default=None, help="fewer steps an epoch (a quick check)")
     parser.add_argument("--refinetune", default=None, metavar="JSON",
                         help="pretrain nothing: fine-tune this earlier result's pretraining runs again")
+    parser.add_argument("--scratch_from", default=None, metavar="JSON",
+                        help="keep this earlier result's scratch row (same --model) instead of training it again")
     common.add_trainer_run_flags(parser)
     return parser
 
@@ -365,9 +373,22 @@ def refinetune(args, earlier) -> dict:
                                results=results)
 
 
-def pretrain_and_fine_tune(args, parser, base) -> dict:
+def scratch_from_result(args, parser) -> tuple[dict, dict]:
+    """The scratch row of the earlier result `--scratch_from` names, and the settings that trained
+    it; a usage error, before any training, unless it trained the same `--model`."""
+    earlier = common.load_result(NAME, args.scratch_from)
+    if earlier["settings"]["model"] != args.model:
+        parser.error(f"--scratch_from: {args.scratch_from} fine-tuned --model={earlier['settings']['model']} from "
+                     f"scratch, not --model={args.model}")
+    before = earlier["settings"]
+    trained_by = {"scratch_config": before.get("scratch_config", "bert/sst2_local"),
+                  "scratch_epochs": before.get("scratch_epochs", before.get("finetune_epochs"))}
+    return earlier["scratch"], trained_by
+
+
+def pretrain_and_fine_tune(args, parser, base, kept_scratch=None) -> dict:
     """The document of a whole run: each objective's (and lever's) pretraining, part by part, each
-    part fine-tuned; then scratch."""
+    part fine-tuned; then scratch, unless `kept_scratch` (`scratch_from_result`) gives its row."""
     objectives = common.selected_models(parser, args.objectives, OBJECTIVES)
     levers = common.selected_models(parser, args.levers, LEVERS) if args.levers else []
     with tempfile.TemporaryDirectory() as temporary_dir:
@@ -392,9 +413,14 @@ def pretrain_and_fine_tune(args, parser, base) -> dict:
                       f"RTD {part.get('rtd_accuracy')}, SST-2 dev {common.accuracy_cell(part['sst2'])}", flush=True)
                 parts.append(part)
             results[name] = parts
-        scratch = fine_tune_seeds(args, work_dir, "scratch", None, args.finetune_seeds)
+        settings = vars(args)
+        if kept_scratch:
+            scratch, trained_by = kept_scratch
+            settings = dict(settings, **trained_by)
+        else:
+            scratch = fine_tune_seeds(args, work_dir, "scratch", None, args.finetune_seeds)
         print(f"From scratch: SST-2 dev {common.accuracy_cell(scratch)}", flush=True)
-    return common.new_document(NAME, settings=vars(args), corpus=counts, scratch=scratch, results=results)
+    return common.new_document(NAME, settings=settings, corpus=counts, scratch=scratch, results=results)
 
 
 def main(argv=None):
@@ -404,12 +430,15 @@ def main(argv=None):
         document = common.load_result(NAME, args.markdown_from)
         plot(document, figure_path(document))
         return common.markdown_from(NAME, markdown, args.markdown_from)
+    if args.refinetune and args.scratch_from:
+        parser.error("--scratch_from: --refinetune keeps its own result's scratch row; pass one of the two")
     earlier = refinetuned_result(args, parser) if args.refinetune else None
+    kept_scratch = scratch_from_result(args, parser) if args.scratch_from else None
     present, base = accuracy.shared_data_present("sst2_local")
     if not present or not (base / "imdb").is_dir():
         print(f"No real SST-2 and IMDB under {base} (set ZOO_SHARED_DATA): nothing to measure.")
         return
-    document = refinetune(args, earlier) if earlier else pretrain_and_fine_tune(args, parser, base)
+    document = refinetune(args, earlier) if earlier else pretrain_and_fine_tune(args, parser, base, kept_scratch)
     common.publish(document, markdown, write_markdown=not args.no_markdown)  # The JSON first: hours of results.
     plot(document, figure_path(document))
 

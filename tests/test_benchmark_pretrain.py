@@ -129,3 +129,28 @@ def test_the_settings_paragraph_names_each_rows_fine_tuning_recipe():
     assert after.startswith("`--config=bert/sst2_finetune` from the pretraining runs, "
                             "`--config=bert/sst2_local --epochs=1` from scratch")
     assert "`20261204T221128Z.json`" in after
+
+
+def test_scratch_from_keeps_an_earlier_scratch_row_of_the_same_model_only(tmp_path):
+    """Another model's scratch row is no baseline: a usage error before any training. The settings
+    paragraph names the result the kept row came from and the recipe that trained it."""
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({"benchmark": "pretrain", "settings": {"model": "bert_mini", "segments": 1},
+                                   "scratch": {"accuracy": 0.81}, "results": {}}))
+    done = subprocess.run([sys.executable, "-m", "benchmarks.pretrain", "--model=bert", f"--scratch_from={earlier}"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "--scratch_from" in done.stderr and "--model=bert_mini" in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, "-m", "benchmarks.pretrain", f"--refinetune={earlier}",
+                           f"--scratch_from={earlier}"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2 and "pass one of the two" in done.stderr  # --refinetune keeps its own row.
+    script = ("import json, sys; from benchmarks import pretrain; "
+              "args = pretrain.parse_args(['--model=bert_mini', '--scratch_from=' + sys.argv[1]]); "
+              "scratch, trained_by = pretrain.scratch_from_result(args, None); "
+              "print(json.dumps([scratch, pretrain.finetuning_note(dict(vars(args), **trained_by))]))")
+    done = subprocess.run([sys.executable, "-c", script, str(earlier)], cwd=REPO, capture_output=True, text=True,
+                          check=True)
+    scratch, note = json.loads(done.stdout)
+    assert scratch == {"accuracy": 0.81}
+    assert note == ("`--config=bert/sst2_finetune` from the pretraining runs, `--config=bert/sst2_local` from scratch "
+                    "(the scratch row kept from `earlier.json`)")
