@@ -157,3 +157,15 @@ def test_electra_detects_replaced_tokens_and_fine_tuning_starts_from_its_discrim
         np.testing.assert_array_equal(weight.numpy(), reader.get_tensor(f"model/weights/{index}/.ATTRIBUTES/VARIABLE_VALUE"))
     served = serve_in_fresh_process(export_dir / "bert" / "1", TEXTS, tmp_path)
     assert np.asarray(served["probabilities"]).shape == (3, 2)
+
+
+def test_the_shipped_pretraining_recipe_runs_on_own_text_files(tmp_path):
+    """`--config=bert/pretrain_own_text` (the measured CPU recipe: packed sentence pairs with NSP,
+    whole-word masking, no dropout, a 2-hour budget) trains on `--train_files`, not its offline corpus."""
+    model_dir, result = pretrain(tmp_path, "--config=bert/pretrain_own_text")
+    saved = config_lib.load_config(model_dir / "config.yaml")
+    assert (saved.task.nsp, saved.task.packing, saved.task.whole_word_masking) == (True, True, True)
+    assert saved.model["dropout"] == 0.0 and saved.train.train_hours == 2.0 and saved.train.clipnorm == 1.0
+    assert saved.data.train_files == str(tmp_path / "*.txt")
+    assert "Time budget: 2 h" in result.stdout
+    assert json.loads((model_dir / "metrics.json").read_text())["nsp_accuracy"] >= 0
