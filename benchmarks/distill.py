@@ -4,9 +4,12 @@ student trained on the labels alone.
     python -m benchmarks.distill                         # bert_mini -> gru, 1 epoch each, 3 student seeds (~20 min)
     python -m benchmarks.distill --teacher=bert --student=gru --epochs=1 --seeds=1
     python -m benchmarks.distill --teacher_init_checkpoint=RUN   # a teacher fine-tuned from a --task=pretrain run
+    python -m benchmarks.distill --teacher_init_checkpoint=RUN --teacher_config=bert/sst2_finetune  # ... with BERT's recipe
 
 Runs of `python -m trainers.run` on `sst2_local` (trainers/configs/<model>/sst2_local.yaml), in order:
-1. the teacher, trained (from `--teacher_init_checkpoint` when given) and exported;
+1. the teacher, trained (from `--teacher_init_checkpoint` when given; with `--teacher_config`'s recipe
+   and epochs when given, e.g. `bert/sst2_finetune`, the recipe a pretrained encoder fine-tunes best
+   with) and exported;
 2. for each seed 1..`--seeds` (`train.seed`): the student with `--task=distill --teacher=<the
    teacher's export>` (Hinton et al. 2015's loss, the config's temperature and alpha unless given),
    then the same student, steps and seed with `--alpha=0`: its loss is the labels' cross-entropy
@@ -85,6 +88,16 @@ def markdown(document) -> str:
             f"sentence ({SENTENCE!r}), in one process, blocks alternating between the models.\n")
 
 
+def teacher_run(args) -> tuple[list, argparse.Namespace]:
+    """The teacher's trainers.run flags and the args its `accuracy.run_one` reads: fine-tuned from
+    `--teacher_init_checkpoint` when given; with `--teacher_config`'s recipe for that recipe's own
+    epochs when given (`--epochs` is the students')."""
+    flags = [f"--init_checkpoint={args.teacher_init_checkpoint}"] if args.teacher_init_checkpoint else []
+    if not args.teacher_config:
+        return flags, args
+    return [f"--config={args.teacher_config}", *flags], argparse.Namespace(**dict(vars(args), epochs=None))
+
+
 def student_runs(args, teacher_export, soft_flags) -> dict:
     """role -> (model, trainers.run flags, model_dir name) of every student run, seed by seed."""
     runs = {}
@@ -106,6 +119,9 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=3, help="runs of each student, train.seed = 1..seeds")
     parser.add_argument("--teacher_init_checkpoint", default=None,
                         help="fine-tune the teacher from this --task=pretrain run's model_dir (--init_checkpoint)")
+    parser.add_argument("--teacher_config", default=None,
+                        help="the teacher's recipe and its own epochs (bert/sst2_finetune for a pretrained teacher); "
+                             "default: the teacher's sst2_local for --epochs")
     common.add_trainer_run_flags(parser)
     args = parser.parse_args(argv)
     if args.markdown_from:
@@ -118,14 +134,16 @@ def main(argv=None):
         return
     soft_flags = [f"--{name}={getattr(args, name)}" for name in ("temperature", "alpha") if getattr(args, name) is not None]
     steps_flags = [f"--steps_per_epoch={args.steps_per_epoch}"] if args.steps_per_epoch else []
-    teacher_flags = [f"--init_checkpoint={args.teacher_init_checkpoint}"] if args.teacher_init_checkpoint else []
     with tempfile.TemporaryDirectory() as work_dir:
         work_dir = pathlib.Path(work_dir)
+        teacher_flags, teacher_args = teacher_run(args)
         runs = {("teacher", 1): (args.teacher, teacher_flags, "teacher"),
                 **student_runs(args, work_dir / "exports" / args.teacher, soft_flags)}
         results = {}
         for (role, seed), (model, flags, run_name) in runs.items():
-            row = accuracy.run_one(model, DATASET, args, work_dir, extra_flags=[*flags, *steps_flags], run_name=run_name)
+            run_args = teacher_args if role == "teacher" else args
+            row = accuracy.run_one(model, DATASET, run_args, work_dir, extra_flags=[*flags, *steps_flags],
+                                   run_name=run_name)
             if "error" in row:
                 raise SystemExit(f"{role}, seed {seed}: FAILED\n{row['error']}")
             results.setdefault(role, []).append(row)

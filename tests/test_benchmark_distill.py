@@ -46,3 +46,15 @@ def test_the_table_shows_each_roles_mean_over_its_seeds():
     assert "| teacher | `bert_mini` | **85.0%** | - | 1,172,226 | 10.59 MB | 0.79 ms (p90 1.04) | 240 s |" in table
     assert ("| distilled student | `gru` | **83.0%** (seeds 82.0 / 84.0, range 2.0) | 91.0% | 1,172,226 | 10.59 MB "
             "| 0.79 ms (p90 1.04) | 31 s |") in table
+
+
+def test_a_teacher_config_brings_its_own_epochs_while_the_students_keep_theirs():
+    """`--teacher_config=bert/sst2_finetune` fine-tunes a pretrained teacher with BERT's recipe for
+    that recipe's 3 epochs; `--epochs` (1 by default) stays the students'."""
+    script = ("import argparse, json; from benchmarks import distill\n"
+              "args = argparse.Namespace(epochs=1, teacher_init_checkpoint='runs/pretrain', teacher_config={})\n"
+              "flags, teacher_args = distill.teacher_run(args)\n"
+              "print(json.dumps([flags, teacher_args.epochs, args.epochs]))")
+    assert run_script(script.format("None")) == [["--init_checkpoint=runs/pretrain"], 1, 1]
+    assert run_script(script.format("'bert/sst2_finetune'")) == [
+        ["--config=bert/sst2_finetune", "--init_checkpoint=runs/pretrain"], None, 1]
