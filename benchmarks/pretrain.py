@@ -246,6 +246,14 @@ def levers_note(settings) -> str:
     return f"; the rows after the objectives are masked-LM runs with one lever flipped ({flipped})"
 
 
+def scratch_recipe(settings) -> dict:
+    """How the scratch row of a result with these `settings` was trained: its config and epochs
+    (results from before `--scratch_config` existed trained scratch with bert/sst2_local and
+    `--finetune_epochs`)."""
+    return {"scratch_config": settings.get("scratch_config", "bert/sst2_local"),
+            "scratch_epochs": settings.get("scratch_epochs", settings.get("finetune_epochs"))}
+
+
 def finetuning_note(settings) -> str:
     """The fine-tuning recipes of a result's `settings` (results before `--finetune_config` fine-tuned
     every row with bert/sst2_local), and the earlier result whose pretraining runs they reused."""
@@ -253,8 +261,8 @@ def finetuning_note(settings) -> str:
         return f"`--config={config}" + (f" --epochs={epochs}`" if epochs else "`")
 
     pretrained = recipe(settings.get("finetune_config", "bert/sst2_local"), settings.get("finetune_epochs"))
-    scratch = recipe(settings.get("scratch_config", "bert/sst2_local"),
-                     settings.get("scratch_epochs", settings.get("finetune_epochs")))
+    scratch_by = scratch_recipe(settings)
+    scratch = recipe(scratch_by["scratch_config"], scratch_by["scratch_epochs"])
     note = pretrained if pretrained == scratch else f"{pretrained} from the pretraining runs, {scratch} from scratch"
     if settings.get("refinetune"):
         note += (f" (the pretraining runs and the scratch row of `{pathlib.PurePath(settings['refinetune']).name}`, "
@@ -358,9 +366,7 @@ def refinetune(args, earlier) -> dict:
     pretrained weights for another recipe to use better; its settings say how it was trained)."""
     before = earlier["settings"]
     finetuning_flags = ("finetune_config", "finetune_epochs", "finetune_seeds", "finetune_steps", "refinetune")
-    settings = dict(before, scratch_config=before.get("scratch_config", "bert/sst2_local"),
-                    scratch_epochs=before.get("scratch_epochs", before["finetune_epochs"]),
-                    **{flag: getattr(args, flag) for flag in finetuning_flags})
+    settings = dict(before, **scratch_recipe(before), **{flag: getattr(args, flag) for flag in finetuning_flags})
     run = argparse.Namespace(**dict(vars(args), model=settings["model"]))
     work_dir, recipe = pathlib.Path(before["work_dir"]), pathlib.PurePath(args.finetune_config).stem
     results = {}
@@ -380,10 +386,7 @@ def scratch_from_result(args, parser) -> tuple[dict, dict]:
     if earlier["settings"]["model"] != args.model:
         parser.error(f"--scratch_from: {args.scratch_from} fine-tuned --model={earlier['settings']['model']} from "
                      f"scratch, not --model={args.model}")
-    before = earlier["settings"]
-    trained_by = {"scratch_config": before.get("scratch_config", "bert/sst2_local"),
-                  "scratch_epochs": before.get("scratch_epochs", before.get("finetune_epochs"))}
-    return earlier["scratch"], trained_by
+    return earlier["scratch"], scratch_recipe(earlier["settings"])
 
 
 def pretrain_and_fine_tune(args, parser, base, kept_scratch=None) -> dict:
