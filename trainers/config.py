@@ -63,6 +63,9 @@ class TrainConfig:
     # epoch ends only, which lost an hour of a one-epoch pretraining run).
     checkpoint_every_steps: int | None = 1000
     clipnorm: float | None = None  # Clip the global gradient norm to this value.
+    # Layer-wise rate decay (BERT models): each layer below the top trains at this factor of the
+    # rate of the one above it (ELECTRA's fine-tuning: 0.8). None: one rate for every layer.
+    layer_decay: float | None = None
     jit_compile: bool = False  # Compile the train step with XLA (on one device, the update too).
     # train_and_eval: after the last epoch, go back to the weights of the best evaluation
     # (model_dir/best) for the final metrics and the export, as Keras' restore_best_weights.
@@ -234,6 +237,12 @@ def validate(config: ExperimentConfig):
         raise ConfigError(f"train.train_hours must be > 0, got {config.train.train_hours}")
     if config.train.clipnorm is not None and config.train.clipnorm <= 0:
         raise ConfigError(f"train.clipnorm must be > 0, got {config.train.clipnorm}")
+    if config.train.layer_decay is not None:
+        if not 0 < config.train.layer_decay <= 1:
+            raise ConfigError(f"train.layer_decay must be in (0, 1], got {config.train.layer_decay}")
+        if not hasattr(registry.get_spec(config.model_name).model_class, "layers_by_depth"):
+            raise ConfigError(f"train.layer_decay needs a model whose layers come in depth order (the BERT sizes), "
+                              f"got model {config.model_name!r}")
     if config.runtime.cpu_devices is not None and config.runtime.cpu_devices <= 0:
         raise ConfigError(f"runtime.cpu_devices must be a positive integer, got {config.runtime.cpu_devices}")
     if config.train.decay not in DECAYS:

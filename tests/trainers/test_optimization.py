@@ -1,5 +1,8 @@
 """The optimizer a run gets: BERT's warmup + decay schedule, AdamW's weight-decay exemptions."""
 
+import re
+
+import keras
 import numpy as np
 import pytest
 
@@ -53,3 +56,48 @@ def test_biases_and_normalization_are_exempt_from_weight_decay():
 
 def test_mixed_float16_gets_loss_scaling():
     assert type(_optimizer("cosine", mixed_precision="mixed_float16")).__name__ == "LossScaleOptimizer"
+
+
+def _bert_step(layer_decay):
+    """One AdamW step of BERT-Tiny (2 blocks) with gradients of ones: how far each variable moved."""
+    config = config_from_dict({
+        "model": {"name": "bert"},
+        "train": {"learning_rate": 0.01, "warmup_fraction": 0.0, "weight_decay": 0.0, "layer_decay": layer_decay},
+    })
+    model = zoo.build("bert", vocabulary_size=50, max_sequence_length=8)
+    ones = np.ones([1, 8], np.int32)
+    model({"token_ids": ones, "segment_ids": 0 * ones, "padding_mask": ones})
+    optimizer = create_optimizer(config, model, total_steps=10)
+    variables = model.trainable_variables
+    before = [keras.ops.convert_to_numpy(variable) for variable in variables]
+    optimizer.apply([np.ones(variable.shape, np.float32) for variable in variables], variables)
+    return {variable.path: float(np.max(np.abs(keras.ops.convert_to_numpy(variable) - old)))
+            for variable, old in zip(variables, before)}, model
+
+
+def test_layer_decay_scales_each_groups_first_step_by_its_depth():
+    moved, model = _bert_step(layer_decay=0.5)
+    groups = model.layers_by_depth()  # Embeddings, block 1, block 2: rates 1/8, 1/4, 1/2 of the head's.
+    assert len(groups) == 3
+    for depth, layers in enumerate(groups):
+        for variable in (variable for layer in layers for variable in layer.trainable_variables):
+            # Adam's first step moves every weight by the rate (gradient / sqrt(gradient^2) = 1).
+            assert moved[variable.path] == pytest.approx(0.01 * 0.5 ** (3 - depth), rel=1e-3), variable.path
+    head_kernel = next(path for path in moved if "head" in path and path.endswith("kernel"))
+    assert moved[head_kernel] == pytest.approx(0.01, rel=1e-3)
+
+
+def test_without_layer_decay_every_variable_moves_by_the_full_rate():
+    moved, _ = _bert_step(layer_decay=None)
+    assert min(moved.values()) == pytest.approx(0.01, rel=1e-3)
+    assert max(moved.values()) == pytest.approx(0.01, rel=1e-3)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"model": {"name": "bert"}, "train": {"layer_decay": 1.5}}, "train.layer_decay must be in (0, 1], got 1.5"),
+    ({"model": {"name": "gru"}, "train": {"layer_decay": 0.8}}, "train.layer_decay needs a model whose layers"),
+])
+def test_layer_decay_rejects_values_and_models_it_cannot_serve(values, message):
+    from trainers.config import ConfigError
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_from_dict(values)

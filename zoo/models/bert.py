@@ -146,6 +146,16 @@ class BertEncoder(keras.Model):
             "pooled_output": self.pooled_dense(x[:, 0, :]),  # [batch, hidden], from [CLS]
         }
 
+    def layers_by_depth(self):
+        """The encoder's layers from the input up: the embedding layers, then each block alone.
+
+        Layer-wise learning-rate decay (`train.layer_decay`, trainers/optimization.py) fine-tunes
+        each group at a smaller rate the deeper it sits; the pooler, above the blocks, is not
+        listed: it trains at the head's rate.
+        """
+        embeddings = [self.token_embedding, self.position_embedding, self.segment_embedding, self.embeddings_layer_norm]
+        return [embeddings, *([block] for block in self.encoder_blocks)]
+
     def load_keras_hub_weights(self, backbone):
         """Copies the weights of a `keras_hub.models.BertBackbone` of the same sizes into this encoder.
 
@@ -204,6 +214,10 @@ class BertTask(keras.Model):
         encoder_config = {field: kwargs.pop(field) for field in ENCODER_FIELDS if field in kwargs}
         super().__init__(**kwargs)  # What is left: Keras' own (name, dtype, trainable).
         self.encoder = BertEncoder(**encoder_config, name="encoder")
+
+    def layers_by_depth(self):
+        """The encoder's layer groups from the input up (`BertEncoder.layers_by_depth`); the heads sit above them."""
+        return self.encoder.layers_by_depth()
 
     def enable_lora(self, rank):
         """LoRA on the encoder (see `BertEncoder.enable_lora`); the heads stay fully trainable."""
