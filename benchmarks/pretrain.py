@@ -157,8 +157,10 @@ def pretrain_part(objective, corpus, model_dir, args, work_dir, hours, lever=Non
     if "error" in row:
         raise SystemExit(f"pretraining {objective}: FAILED\n{row['error']}")
     metrics = json.loads((model_dir / "metrics.json").read_text())
-    return dict(row, **{name: metrics.get(name) for name in ("mlm_accuracy", "rtd_accuracy", "nsp_accuracy",
-                                                           "global_step")})
+    # run_train_seconds: the run's training since step 0, earlier parts and calls included (all of
+    # it when this call found the run finished); train_seconds: this call's alone.
+    return dict(row, run_train_seconds=metrics.get("train_seconds"),
+                **{name: metrics.get(name) for name in ("mlm_accuracy", "rtd_accuracy", "nsp_accuracy", "global_step")})
 
 
 def fine_tune(args, work_dir, run_name, init_checkpoint, seed):
@@ -187,11 +189,16 @@ def fine_tune_seeds(args, work_dir, run_name, init_checkpoint, seeds):
 
 
 def trained_minutes(parts) -> list[float]:
-    """Minutes of training up to the end of each part: the trainer's own count where it printed one
-    (a run whose schedule ends before its budget trains less), else the part's budget."""
+    """Minutes of training up to the end of each part: the run's own count since step 0 where its
+    metrics keep one (a part that found the run already trained counts it all), else the sum of
+    the calls' counts the trainer printed (a run whose schedule ends before its budget trains
+    less), else the part's budget."""
     totals, total, budget_so_far = [], 0.0, 0.0
     for part in parts:
-        total += part["train_seconds"] / 60 if part.get("train_seconds") else part["minutes"] - budget_so_far
+        if part.get("run_train_seconds"):
+            total = part["run_train_seconds"] / 60
+        else:
+            total += part["train_seconds"] / 60 if part.get("train_seconds") else part["minutes"] - budget_so_far
         budget_so_far = part["minutes"]
         totals.append(total)
     return totals

@@ -68,6 +68,19 @@ def test_the_figure_is_drawn_beside_the_json_and_embedded_in_the_markdown(tmp_pa
     assert "| pretraining run |" in done.stdout and "one lever flipped" not in done.stdout  # No levers here.
 
 
+def test_a_part_that_found_its_run_finished_counts_the_runs_own_training_time():
+    # The run trained 92.5 minutes in an earlier call; the benchmark's call trained 2 seconds.
+    finished = [{"minutes": 100.0, "train_seconds": 2.0, "run_train_seconds": 5550.0}]
+    # Two parts of one run: each part's minutes are the run's since step 0 at its end.
+    parts = [{"minutes": 30.0, "train_seconds": 1500.0, "run_train_seconds": 1500.0},
+             {"minutes": 60.0, "train_seconds": 1200.0, "run_train_seconds": 2700.0}]
+    script = ("import json, sys; from benchmarks import pretrain; "
+              "print(json.dumps([pretrain.trained_minutes(parts) for parts in json.loads(sys.argv[1])]))")
+    done = subprocess.run([sys.executable, "-c", script, json.dumps([finished, parts])], cwd=REPO,
+                          capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == [[92.5], [25.0, 45.0]]
+
+
 def test_a_lever_run_is_the_masked_lm_command_with_one_setting_flipped(tmp_path):
     """The lever's flag comes after the recipe's (absl: the last one wins); short_first's share of
     the schedule is `--short_steps` of `--schedule_steps`; the markdown names what each row flipped."""

@@ -98,6 +98,9 @@ def test_rerun_resumes_and_eval_and_export_modes_reuse_the_run(data_dir, tmp_pat
     assert resumed["global_step"] == 6
     # The restored weights are the trained ones: evaluation gives the same loss.
     assert resumed["loss"] == pytest.approx(trained["loss"], abs=1e-6)
+    # A rerun that found nothing to train still reports the run's training time, from the checkpoint.
+    assert resumed["train_seconds"] == pytest.approx(trained["train_seconds"]) and trained["train_seconds"] > 0
+    assert f"Training since step 0, over every call of this run: {trained['train_seconds']:.1f} s" in second.stdout
 
     evaluated = run_trainer(*flags, "--mode=eval")
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]

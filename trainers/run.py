@@ -265,7 +265,6 @@ def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
             evaluated[int(trainer.global_step.numpy())] = metrics
             print(f"Eval after epoch {epoch + 1}: {format_metrics(metrics, task)} in {evaluation.seconds:.1f} s")
 
-        first_step = int(trainer.global_step.numpy())
         with phases.phase("training") as training:  # Its end line: "Trained to step ...".
             trainer.train(
                 inputs.train_input_fn,
@@ -274,10 +273,14 @@ def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
                 after_epoch=evaluate_and_keep_best if mode == "train_and_eval" else None,
                 time_budget_seconds=config.train.train_hours and config.train.train_hours * 3600,
             )
-        steps, train_seconds = int(trainer.global_step.numpy()) - first_step, max(training.seconds, 1e-9)
-        print(f"Trained to step {first_step + steps} in {training.wall_seconds:.1f} s; epoch time "
-              f"{train_seconds * steps_per_epoch / max(steps, 1):.1f} s "
-              f"({trainer.examples_trained / train_seconds:.1f} examples/s, evaluation excluded)")
+        first_step, steps = trainer.first_step, int(trainer.global_step.numpy()) - trainer.first_step
+        train_seconds = max(training.seconds, 1e-9)
+        print(f"Trained to step {first_step + steps} in {training.wall_seconds:.1f} s; " + (
+            f"epoch time {train_seconds * steps_per_epoch / steps:.1f} s "
+            f"({trainer.examples_trained / train_seconds:.1f} examples/s, evaluation excluded)" if steps
+            else "nothing left to train (the run had finished)"))
+        if first_step:
+            print(f"Training since step 0, over every call of this run: {float(trainer.train_seconds.numpy()):.1f} s")
         if mode == "train_and_eval" and config.train.restore_best:
             print(f"Restoring the best evaluation's weights: {trainer.restore(best=True)}")
     elif mode == "eval":
@@ -295,6 +298,7 @@ def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
                 metrics = trainer.evaluate(inputs.eval_input_fn)
             scored = f"in {evaluation.seconds:.1f} s"
         metrics["global_step"] = step
+        metrics["train_seconds"] = float(trainer.train_seconds.numpy())  # Since step 0, resumed calls included.
         write_json_atomically(model_dir / "metrics.json", metrics)
         print(f"Eval metrics: {format_metrics(metrics, task)} on {metrics['num_examples']} examples "
               f"{scored} ({model_dir / 'metrics.json'})")

@@ -5,7 +5,8 @@ MultiWorkerMirroredStrategy and with `steps_per_execution > 1` under any strateg
 docs/keras_tf_behaviour.md section 1), and TPUs need many steps per host call. The model stays a plain Keras model.
 
 State that makes a killed run resumable lives in one `tf.train.Checkpoint`: the model, the
-optimizer (with its slot variables), dropout's random-number states and the global step. The
+optimizer (with its slot variables), dropout's random-number states, the global step and the
+seconds trained so far. The
 global step is also the position in the train data: a resumed run skips the batches already
 trained on, whose order the shuffle seed fixes. The data iterator itself is not checkpointed: its
 state holds the shuffle buffer and the partly filled cache of tokenized examples (for a large
@@ -102,6 +103,7 @@ class Trainer:
         self.objective = objective
         self.examples_trained = 0
         self.budget_reached = False  # Whether the last `train` stopped at its time budget.
+        self.first_step = 0  # The step the last `train` started from: a resumed run's checkpoint step.
         with strategy.scope():
             # The default strategy is no "current strategy" even in its own scope.
             one_device = isinstance(strategy, tf.distribute.OneDeviceStrategy) or not tf.distribute.has_strategy()
@@ -116,12 +118,18 @@ class Trainer:
             self.global_step = tf.Variable(
                 0, dtype=tf.int64, trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA
             )
+            # Seconds spent in train steps since step 0, over every call of a resumed run: a run
+            # resumed after a kill (or a time budget) still says how long its training took.
+            self.train_seconds = tf.Variable(
+                0.0, dtype=tf.float64, trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA
+            )
         model_weights = checkpointable_weights(model)
         # Dropout's random-number states: a resumed run draws the masks an uninterrupted one draws.
         weight_ids = {id(weight) for weight in model.weights}
         random_states = [variable for variable in model.variables if id(variable) not in weight_ids]
         self._checkpoint = tf.train.Checkpoint(
-            model=model_weights, random_states=random_states, optimizer=optimizer, global_step=self.global_step
+            model=model_weights, random_states=random_states, optimizer=optimizer, global_step=self.global_step,
+            train_seconds=self.train_seconds,
         )
         self._manager = tf.train.CheckpointManager(
             self._checkpoint,
@@ -240,7 +248,7 @@ class Trainer:
         if manager.latest_checkpoint:
             self._checkpoint.restore(manager.latest_checkpoint).expect_partial()
             print(f"Resuming from {manager.latest_checkpoint} at step {int(self.global_step.numpy())}")
-        trained_steps = int(self.global_step.numpy())
+        trained_steps = self.first_step = int(self.global_step.numpy())
         iterator = iter(self.strategy.distribute_datasets_from_function(_skip_batches(train_input_fn, trained_steps)))
         train_loop = self._train_loop
         if isinstance(self.strategy, (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.TPUStrategy)):
@@ -273,7 +281,9 @@ class Trainer:
                 num_steps = min(self.steps_per_loop, epoch_end - step)
                 started = time.perf_counter()
                 sums = {key: float(value) for key, value in train_loop(iterator, tf.constant(num_steps)).items()}
-                throughput = self._throughput(sums, time.perf_counter() - started)
+                loop_seconds = time.perf_counter() - started
+                self.train_seconds.assign_add(loop_seconds)
+                throughput = self._throughput(sums, loop_seconds)
                 if not math.isfinite(sums["loss_sum"]):
                     raise TrainingDivergedError(
                         f"loss became {sums['loss_sum']} near step {step}; the last good checkpoint "

@@ -133,6 +133,9 @@ def test_a_time_budget_stops_at_a_loop_end_with_a_checkpoint_and_a_rerun_finishe
     resumed.train(_input_fn(repeat=True), epochs=3, steps_per_epoch=8, after_epoch=evaluated.append,
                   time_budget_seconds=3600.0)
     assert not resumed.budget_reached and int(resumed.global_step.numpy()) == 24 and evaluated == [0, 1, 2]
+    # The resumed run's training time starts from the first call's, restored with the checkpoint.
+    first_call = float(trainer.train_seconds.numpy())
+    assert 0 < first_call < float(resumed.train_seconds.numpy())
 
 
 def test_real_tokens_count_what_is_not_padding():
