@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads: h
 
 import dataclasses  # noqa: E402
 import errno  # noqa: E402
+import math  # noqa: E402
 import importlib.metadata  # noqa: E402
 import pathlib  # noqa: E402
 import platform  # noqa: E402
@@ -279,7 +280,7 @@ def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
             f"epoch time {train_seconds * steps_per_epoch / steps:.1f} s "
             f"({trainer.examples_trained / train_seconds:.1f} examples/s, evaluation excluded)" if steps
             else "nothing left to train (the run had finished)"))
-        if first_step:
+        if first_step and math.isfinite(trainer.train_seconds.numpy()):
             print(f"Training since step 0, over every call of this run: {float(trainer.train_seconds.numpy()):.1f} s")
         if mode == "train_and_eval" and config.train.restore_best:
             print(f"Restoring the best evaluation's weights: {trainer.restore(best=True)}")
@@ -298,7 +299,9 @@ def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
                 metrics = trainer.evaluate(inputs.eval_input_fn)
             scored = f"in {evaluation.seconds:.1f} s"
         metrics["global_step"] = step
-        metrics["train_seconds"] = float(trainer.train_seconds.numpy())  # Since step 0, resumed calls included.
+        # Since step 0, resumed calls included; None for a run resumed from an older checkpoint.
+        run_train_seconds = float(trainer.train_seconds.numpy())
+        metrics["train_seconds"] = run_train_seconds if math.isfinite(run_train_seconds) else None
         write_json_atomically(model_dir / "metrics.json", metrics)
         print(f"Eval metrics: {format_metrics(metrics, task)} on {metrics['num_examples']} examples "
               f"{scored} ({model_dir / 'metrics.json'})")

@@ -246,6 +246,8 @@ class Trainer:
         """
         manager = self._manager
         if manager.latest_checkpoint:
+            # A checkpoint written before the training time was kept leaves it unknown (NaN), not 0.
+            self.train_seconds.assign(math.nan)
             self._checkpoint.restore(manager.latest_checkpoint).expect_partial()
             print(f"Resuming from {manager.latest_checkpoint} at step {int(self.global_step.numpy())}")
         trained_steps = self.first_step = int(self.global_step.numpy())

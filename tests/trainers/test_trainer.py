@@ -169,3 +169,12 @@ def test_the_first_call_says_it_traces_the_step_before_the_silent_first_loop(tmp
     line = "Training: tracing the train step; the progress bar starts after the first 4 steps ..."
     assert first.count(line) == 1 and first.index(line) < first.index("examples_per_s:")
     assert "tracing" not in second and "examples_per_s:" in second
+
+
+def test_a_checkpoint_from_before_the_training_time_was_kept_leaves_that_time_unknown(tmp_path):
+    trainer = _trainer(tmp_path)
+    older = tf.train.Checkpoint(model=checkpointable_weights(trainer.model), global_step=trainer.global_step)
+    older.save(str(tmp_path / "checkpoints" / "ckpt"))
+    resumed = _trainer(tmp_path)
+    resumed.train(_input_fn(repeat=True), epochs=1, steps_per_epoch=4)
+    assert int(resumed.global_step.numpy()) == 4 and np.isnan(resumed.train_seconds.numpy())
