@@ -23,8 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads: h
 
 import dataclasses  # noqa: E402
 import errno  # noqa: E402
-import math  # noqa: E402
 import importlib.metadata  # noqa: E402
+import math  # noqa: E402
 import pathlib  # noqa: E402
 import platform  # noqa: E402
 import shutil  # noqa: E402

@@ -6,9 +6,8 @@ docs/keras_tf_behaviour.md section 1), and TPUs need many steps per host call. T
 
 State that makes a killed run resumable lives in one `tf.train.Checkpoint`: the model, the
 optimizer (with its slot variables), dropout's random-number states, the global step and the
-seconds trained so far. The
-global step is also the position in the train data: a resumed run skips the batches already
-trained on, whose order the shuffle seed fixes. The data iterator itself is not checkpointed: its
+seconds trained so far. The global step is also the position in the train data: a resumed run
+skips the batches already trained on, whose order the shuffle seed fixes. The data iterator itself is not checkpointed: its
 state holds the shuffle buffer and the partly filled cache of tokenized examples (for a large
 corpus many times the size of the weights), and pipelines with random ops (BERT's masking)
 cannot be serialized at all.
