@@ -358,6 +358,14 @@ def run_folders(work_dir, name, finetuning) -> tuple[pathlib.Path, str]:
     return work_dir / f"pretrain_{key}", f"finetune_{key}_{finetuning}"
 
 
+def recipe_name(finetune_config, finetune_epochs) -> str:
+    """The name of a fine-tuning recipe, as `--refinetune` names its fine-tunings' folders: the
+    config's, with `--finetune_epochs` beside it, since another epoch count is another recipe whose
+    runs must never find an earlier recipe's finished run and resume it."""
+    name = pathlib.PurePath(finetune_config).stem
+    return f"{name}_{finetune_epochs}epochs" if finetune_epochs else name
+
+
 def refinetuned_result(args, parser) -> dict:
     """The earlier result `--refinetune` names; a usage error unless it can be fine-tuned again."""
     earlier = common.load_result(NAME, args.refinetune)
@@ -375,7 +383,7 @@ def refinetune(args, earlier) -> dict:
     finetuning_flags = ("finetune_config", "finetune_epochs", "finetune_seeds", "finetune_steps", "refinetune")
     settings = dict(before, **scratch_recipe(before), **{flag: getattr(args, flag) for flag in finetuning_flags})
     run = argparse.Namespace(**dict(vars(args), model=settings["model"]))
-    work_dir, recipe = pathlib.Path(before["work_dir"]), pathlib.PurePath(args.finetune_config).stem
+    work_dir, recipe = pathlib.Path(before["work_dir"]), recipe_name(args.finetune_config, args.finetune_epochs)
     results = {}
     for name, parts in earlier["results"].items():
         pretraining, finetuning = run_folders(work_dir, name, recipe)

@@ -116,6 +116,14 @@ def test_refinetune_finds_each_rows_pretraining_run_where_the_run_wrote_it():
                                        ["work/pretrain_nsp", "finetune_nsp_sst2_finetune"]]
 
 
+def test_refinetune_names_each_epoch_count_apart():
+    """`--finetune_epochs` makes another recipe: its fine-tunings must not resume the 3-epoch ones."""
+    script = ("import json; from benchmarks import pretrain; "
+              "print(json.dumps([pretrain.recipe_name('bert/sst2_finetune', epochs) for epochs in (None, 4)]))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == ["sst2_finetune", "sst2_finetune_4epochs"]
+
+
 def test_refinetune_needs_one_segment_and_its_work_dir(tmp_path):
     """Earlier segments' checkpoints are overwritten by later ones: only a one-segment result's
     pretraining runs can be fine-tuned again; anything else is a usage error before any training."""
