@@ -167,8 +167,11 @@ def fine_tune(args, work_dir, run_name, init_checkpoint, seed):
     """SST-2 dev accuracy of a fine-tuning from `init_checkpoint` (`--finetune_config`'s recipe) or
     from scratch (None: `--scratch_config`'s)."""
     config = args.finetune_config if init_checkpoint is not None else args.scratch_config
+    overrides = f"train.seed={seed}"
+    if init_checkpoint is not None and args.finetune_overrides:
+        overrides += f",{args.finetune_overrides}"
     flags = [f"--config={config}", f"--model_dir={work_dir / run_name}", f"--export_dir={work_dir / 'exports'}",
-             f"--params_override=train.seed={seed}"]
+             f"--params_override={overrides}"]
     if init_checkpoint is not None:
         flags.append(f"--init_checkpoint={init_checkpoint}")
     if args.finetune_epochs:
@@ -264,10 +267,12 @@ def scratch_recipe(settings) -> dict:
 def finetuning_note(settings) -> str:
     """The fine-tuning recipes of a result's `settings` (results before `--finetune_config` fine-tuned
     every row with bert/sst2_local), and the earlier result whose pretraining runs they reused."""
-    def recipe(config, epochs):
-        return f"`--config={config}" + (f" --epochs={epochs}`" if epochs else "`")
+    def recipe(config, epochs, overrides=None):
+        return (f"`--config={config}" + (f" --epochs={epochs}" if epochs else "")
+                + (f" --params_override={overrides}" if overrides else "") + "`")
 
-    pretrained = recipe(settings.get("finetune_config", "bert/sst2_local"), settings.get("finetune_epochs"))
+    pretrained = recipe(settings.get("finetune_config", "bert/sst2_local"), settings.get("finetune_epochs"),
+                        settings.get("finetune_overrides"))
     scratch_by = scratch_recipe(settings)
     scratch = recipe(scratch_by["scratch_config"], scratch_by["scratch_epochs"])
     note = pretrained if pretrained == scratch else f"{pretrained} from the pretraining runs, {scratch} from scratch"
@@ -335,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the recipe of fine-tunings from a pretraining run (a shipped config or a path)")
     parser.add_argument("--scratch_config", default="bert/sst2_local", help="the recipe of fine-tunings from scratch")
     parser.add_argument("--finetune_epochs", type=int, default=None, help="instead of the recipes' own epochs")
+    parser.add_argument("--finetune_overrides", default="",
+                        help="more --params_override for the fine-tunings from pretraining, e.g. train.learning_rate=2e-4")
     parser.add_argument("--finetune_seeds", type=int, default=1,
                         help="fine-tunings (seeds 1..N) from scratch and from the final checkpoint")
     parser.add_argument("--finetune_steps", type=int, default=None, help="fewer steps an epoch (a quick check)")
@@ -358,12 +365,13 @@ def run_folders(work_dir, name, finetuning) -> tuple[pathlib.Path, str]:
     return work_dir / f"pretrain_{key}", f"finetune_{key}_{finetuning}"
 
 
-def recipe_name(finetune_config, finetune_epochs) -> str:
+def recipe_name(finetune_config, finetune_epochs=None, finetune_overrides="") -> str:
     """The name of a fine-tuning recipe, as `--refinetune` names its fine-tunings' folders: the
-    config's, with `--finetune_epochs` beside it, since another epoch count is another recipe whose
-    runs must never find an earlier recipe's finished run and resume it."""
-    name = pathlib.PurePath(finetune_config).stem
-    return f"{name}_{finetune_epochs}epochs" if finetune_epochs else name
+    config's, with `--finetune_epochs` and `--finetune_overrides` beside it, since another epoch
+    count or value is another recipe whose runs must never find an earlier recipe's finished run and
+    resume it."""
+    name = pathlib.PurePath(finetune_config).stem + (f"_{finetune_epochs}epochs" if finetune_epochs else "")
+    return name + "".join(f"_{override.replace('=', '-')}" for override in finetune_overrides.split(",") if override)
 
 
 def refinetuned_result(args, parser) -> dict:
@@ -380,10 +388,11 @@ def refinetune(args, earlier) -> dict:
     fine-tuned again with this run's fine-tuning flags, its scratch row as it was (scratch has no
     pretrained weights for another recipe to use better; its settings say how it was trained)."""
     before = earlier["settings"]
-    finetuning_flags = ("finetune_config", "finetune_epochs", "finetune_seeds", "finetune_steps", "refinetune")
+    finetuning_flags = ("finetune_config", "finetune_epochs", "finetune_overrides", "finetune_seeds", "finetune_steps",
+                        "refinetune")
     settings = dict(before, **scratch_recipe(before), **{flag: getattr(args, flag) for flag in finetuning_flags})
     run = argparse.Namespace(**dict(vars(args), model=settings["model"]))
-    work_dir, recipe = pathlib.Path(before["work_dir"]), recipe_name(args.finetune_config, args.finetune_epochs)
+    work_dir, recipe = pathlib.Path(before["work_dir"]), recipe_name(args.finetune_config, args.finetune_epochs, args.finetune_overrides)
     results = {}
     for name, parts in earlier["results"].items():
         pretraining, finetuning = run_folders(work_dir, name, recipe)

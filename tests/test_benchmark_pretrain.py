@@ -116,12 +116,15 @@ def test_refinetune_finds_each_rows_pretraining_run_where_the_run_wrote_it():
                                        ["work/pretrain_nsp", "finetune_nsp_sst2_finetune"]]
 
 
-def test_refinetune_names_each_epoch_count_apart():
-    """`--finetune_epochs` makes another recipe: its fine-tunings must not resume the 3-epoch ones."""
-    script = ("import json; from benchmarks import pretrain; "
-              "print(json.dumps([pretrain.recipe_name('bert/sst2_finetune', epochs) for epochs in (None, 4)]))")
+def test_refinetune_names_each_recipe_apart():
+    """`--finetune_epochs` and `--finetune_overrides` make another recipe: its fine-tunings must not
+    resume the shipped recipe's."""
+    script = ("import json; from benchmarks import pretrain; print(json.dumps(["
+              "pretrain.recipe_name('bert/sst2_finetune'), pretrain.recipe_name('bert/sst2_finetune', 4), "
+              "pretrain.recipe_name('bert/sst2_finetune', None, 'train.learning_rate=2e-4,model.dropout=0.0')]))")
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout) == ["sst2_finetune", "sst2_finetune_4epochs"]
+    assert json.loads(done.stdout) == ["sst2_finetune", "sst2_finetune_4epochs",
+                                       "sst2_finetune_train.learning_rate-2e-4_model.dropout-0.0"]
 
 
 def test_refinetune_needs_one_segment_and_its_work_dir(tmp_path):
@@ -143,9 +146,12 @@ def test_the_settings_paragraph_names_each_rows_fine_tuning_recipe():
               "print(json.dumps([pretrain.finetuning_note(settings) for settings in json.loads(sys.argv[1])]))")
     refinetuned = {"finetune_config": "bert/sst2_finetune", "finetune_epochs": None, "scratch_config": "bert/sst2_local",
                    "scratch_epochs": 1, "refinetune": "benchmarks/results/pretrain/20261204T221128Z.json"}
-    done = subprocess.run([sys.executable, "-c", script, json.dumps([{"finetune_epochs": 1}, refinetuned])], cwd=REPO,
-                          capture_output=True, text=True, check=True)
-    before, after = json.loads(done.stdout)
+    overridden = dict(refinetuned, finetune_epochs=4, finetune_overrides="train.learning_rate=2e-4")
+    done = subprocess.run([sys.executable, "-c", script, json.dumps([{"finetune_epochs": 1}, refinetuned, overridden])],
+                          cwd=REPO, capture_output=True, text=True, check=True)
+    before, after, overridden_note = json.loads(done.stdout)
+    assert overridden_note.startswith("`--config=bert/sst2_finetune --epochs=4 --params_override=train.learning_rate=2e-4` "
+                                      "from the pretraining runs")
     assert before == "`--config=bert/sst2_local --epochs=1`"
     assert after.startswith("`--config=bert/sst2_finetune` from the pretraining runs, "
                             "`--config=bert/sst2_local --epochs=1` from scratch")
