@@ -143,7 +143,7 @@ def pretraining_flags(objective, corpus, model_dir, args, hours, lever=None) -> 
         f"--sequence_length={args.sequence_length}", f"--batch_size={args.batch_size}",
         f"--learning_rate={args.learning_rate}", "--epochs=1", f"--steps_per_epoch={args.schedule_steps}",
         "--steps_per_loop=50", f"--train_hours={hours}",
-        f"--params_override=data.vocabulary_size={args.vocabulary_size},task.max_predictions=20,"
+        f"--params_override=data.vocabulary_size={args.vocabulary_size},"
         f"train.warmup_fraction={args.warmup_steps / args.schedule_steps},train.clipnorm={args.clipnorm}"
         + "".join(f",{override}" for override in overrides if override),
         *args.pretrain_flags.split(), *lever_flags,

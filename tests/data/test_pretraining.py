@@ -55,6 +55,27 @@ def _token_documents(rng, num_documents, sentences=(3, 7), words=(2, 9)):
             for _ in range(num_documents)]
 
 
+def test_slots_past_ceil_mask_rate_times_length_stay_empty_and_change_no_choice():
+    """At 64 tokens a row holds at most ceil(0.15 * 64) = 10 masked tokens: BERT's 20 slots (meant
+    for 128) leave the last 10 as padding the masked-LM head scores anyway, and 10 choose the same
+    tokens from the same random draws."""
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(5, 65, size=70).astype(np.int32) for _ in range(200)]  # Longer than the row: full rows.
+    examples = tf.data.Dataset.from_tensor_slices(((pretraining._ragged(rows),), [1] * 200))
+    masked = {}
+    for slots in (20, 10):
+        example_preprocessor = _preprocessor(sequence_length=64, mask_rate=0.15, max_predictions=slots,
+                                             next_sentence_prediction=False)
+        batch = next(iter(examples.map(example_preprocessor.pack).batch(200)))
+        tf.random.set_seed(0)
+        masked[slots] = example_preprocessor.mask(*batch)
+    (inputs_20, labels_20), (inputs_10, labels_10) = masked[20], masked[10]
+    assert (labels_10["mask_weights"].numpy() == 1).all()  # 62 real tokens: ceil(9.3) = 10 chosen in every row.
+    assert (labels_20["mask_weights"].numpy()[:, 10:] == 0).all()
+    np.testing.assert_array_equal(inputs_20["mask_positions"].numpy()[:, :10], inputs_10["mask_positions"].numpy())
+    np.testing.assert_array_equal(inputs_20["token_ids"].numpy(), inputs_10["token_ids"].numpy())
+
+
 def test_masking_chooses_15_percent_of_real_tokens_and_replaces_80_10_10():
     tf.random.set_seed(0)
     example_preprocessor = _preprocessor(mask_rate=0.15, max_predictions=8)

@@ -47,6 +47,7 @@ def test_the_new_fields_default_to_bert_and_are_set_from_overrides():
     ("whole_word_masking", "yes", "task.whole_word_masking must be bool"),
     ("short_sequence_fraction", 1.0, r"task.short_sequence_fraction must be in \[0, 1\), got 1.0"),
     ("short_sequence_length", 4, "task.short_sequence_length must be an integer >= 8"),
+    ("max_predictions", 0, r"task.max_predictions must be a positive integer \(or null: ceil\(task.mask_rate"),
     ("nsp", True, "task.objective=electra has no next sentence prediction"),
 ])
 def test_a_bad_value_is_a_one_line_error_naming_the_field(field, value, message):
@@ -103,3 +104,15 @@ def test_the_first_share_of_the_steps_reads_short_sequences(tmp_path):
     lengths = [batch[0]["token_ids"].shape[1] for batch, _ in zip(inputs.train_input_fn(), range(6))]
     assert lengths == [8, 8, 8, 32, 32, 32]
     assert inputs.sample_model_input["token_ids"].shape == (1, 32)  # Evaluation stays at full length.
+
+
+def test_by_default_each_length_has_the_prediction_slots_its_mask_rate_can_fill(tmp_path):
+    """max_predictions null: ceil(0.15 * 32) = 5 slots a row at 32 tokens, ceil(0.15 * 8) = 2 in the
+    short phase (an upper bound: [CLS] and two [SEP] leave 5 real tokens there, so 1 is filled);
+    the fullest full-length rows fill all 5."""
+    _, inputs = _inputs(tmp_path, max_predictions=None, packing=True, short_sequence_fraction=0.3)
+    batches = [batch for batch, _ in zip(inputs.train_input_fn(), range(4))]
+    assert [batch[0]["mask_positions"].shape[1] for batch in batches] == [2, 2, 2, 5]
+    assert [batch[1]["mask_weights"].numpy().sum(axis=1).max() for batch in batches] == [1, 1, 1, 5]
+    assert (config_lib.load_config("bert/pretrain_own_text").task.predictions_per_sequence(128),
+            config_lib.load_config("bert/pretrain").task.predictions_per_sequence(64)) == (20, 10)

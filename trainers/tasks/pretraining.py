@@ -10,6 +10,7 @@ discriminator's, for ELECTRA).
 """
 
 import dataclasses
+import math
 import os
 import pathlib
 
@@ -66,7 +67,9 @@ class PretrainingConfig(TaskConfig):
     objective: str = "mlm"  # mlm: BERT's masked LM (+ NSP); electra: replaced-token detection.
     preset: str | None = None  # A keras-hub preset to continue pretraining (sizes, weights, vocabulary).
     mask_rate: float = 0.15  # Share of the real tokens chosen for the masked LM to predict.
-    max_predictions: int = 20  # Masked tokens predicted per sequence, at most.
+    # Masked tokens predicted per sequence, at most. None: as many as the mask rate can choose in a
+    # full row, ceil(mask_rate * sequence_length) (BERT's 20 for 128 tokens; 10 for 64).
+    max_predictions: int | None = None
     # Next sentence prediction (pairs A, B); false: one segment, the masked LM alone. None: true for
     # the mlm objective, false for electra (which has none).
     nsp: bool | None = None
@@ -90,13 +93,24 @@ class PretrainingConfig(TaskConfig):
             raise ConfigError("task.objective=electra has no next sentence prediction; leave task.nsp unset or false")
         if not 0 < self.mask_rate < 1:
             raise ConfigError(f"task.mask_rate must be in (0, 1), got {self.mask_rate}")
-        if self.max_predictions <= 0:
-            raise ConfigError(f"task.max_predictions must be a positive integer, got {self.max_predictions}")
+        if self.max_predictions is not None and self.max_predictions <= 0:
+            raise ConfigError(f"task.max_predictions must be a positive integer (or null: ceil(task.mask_rate * "
+                              f"data.sequence_length)), got {self.max_predictions}")
         if not 0 <= self.short_sequence_fraction < 1:
             raise ConfigError(f"task.short_sequence_fraction must be in [0, 1), got {self.short_sequence_fraction}")
         if self.short_sequence_length is not None and self.short_sequence_length < MIN_SEQUENCE_LENGTH:
             raise ConfigError(f"task.short_sequence_length must be an integer >= {MIN_SEQUENCE_LENGTH} "
                               f"(or null: data.sequence_length // 4), got {self.short_sequence_length}")
+
+    def predictions_per_sequence(self, sequence_length) -> int:
+        """The masked LM's prediction slots per row of `sequence_length` tokens: `max_predictions`,
+        or by default every token the mask rate can choose there.
+
+        A row never has more than ceil(mask_rate * sequence_length) masked tokens, and each slot
+        is scored over the whole vocabulary whether a token fills it or not: at 64 tokens, 20
+        slots (BERT's number for 128) left half of the head's work on padding.
+        """
+        return self.max_predictions or math.ceil(self.mask_rate * sequence_length)
 
     def short_length(self, sequence_length) -> int:
         """The short phase's sequence length, for a run of `sequence_length`.
@@ -332,7 +346,8 @@ class PretrainingTask(Task):
                 packing=task_config.packing, separator_id=preprocessor.tokenizer.token_to_id("[SEP]"), seed=seed,
             )
             example_preprocessor = pretraining.PretrainingPreprocessor(
-                preprocessor, mask_rate=task_config.mask_rate, max_predictions=task_config.max_predictions,
+                preprocessor, mask_rate=task_config.mask_rate,
+                max_predictions=task_config.predictions_per_sequence(sequence_length),
                 next_sentence_prediction=task_config.next_sentence_prediction, whole_word_masking=task_config.whole_word_masking,
                 sequence_length=sequence_length,
             )
