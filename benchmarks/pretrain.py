@@ -301,10 +301,12 @@ def markdown(document) -> str:
     return (
         f"{common.environment_line(document)}\n\n"
         f"Model `{settings['model']}`; corpus: {corpus['documents']:,} documents ({corpus['words']:,} words) of IMDB "
-        f"train reviews and WikiText-2's test articles; sequence {settings['sequence_length']}, batch "
+        f"train reviews and WikiText-2's test articles; a vocabulary of {settings.get('vocabulary_size', 8000):,} "
+        f"WordPieces, sequence {settings['sequence_length']}, batch "
         f"{settings['batch_size']}, peak learning rate {settings['learning_rate']}, warmup {settings['warmup_steps']} steps, "
         f"gradients clipped at global norm {settings.get('clipnorm')}; `{settings.get('pretrain_flags', '')}`"
-        f"{levers_note(settings)}. "
+        + (f" `--params_override={settings['pretrain_overrides']}`" if settings.get("pretrain_overrides") else "")
+        + f"{levers_note(settings)}. "
         f"Fine-tuning: {finetuning_note(settings)}, SST-2 dev (872 sentences), seeds 1-{settings.get('finetune_seeds', 1)} "
         f"from scratch and after the last part, seed 1 after the others.\n\n{table}\n\n"
         f"![Held-out MLM accuracy and SST-2 dev against pretraining minutes]"

@@ -49,7 +49,8 @@ def test_the_figure_is_drawn_beside_the_json_and_embedded_in_the_markdown(tmp_pa
                 "machine": {"cpu": "AMD EPYC", "cores": 2, "vector_extensions": [], "memory_gib": 23.0,
                             "load_average_at_start": [0, 0, 0], "gpu": "none"},
                 "versions": {}, "settings": {"model": "bert_mini", "sequence_length": 64, "batch_size": 32,
-                                             "learning_rate": 1e-3, "warmup_steps": 300, "finetune_epochs": 1},
+                                             "learning_rate": 1e-3, "warmup_steps": 300, "finetune_epochs": 1,
+                                             "vocabulary_size": 16000, "pretrain_overrides": "task.max_predictions=10"},
                 "corpus": {"documents": 2, "words": 10}, "scratch": {"accuracy": 0.79},
                 "results": {"mlm": [part, dict(part, minutes=30.0, mlm_accuracy=0.4, train_seconds=600.0,
                                                      sst2={"accuracy": 0.81, "seed_accuracies": [0.8, 0.82]})],
@@ -66,6 +67,8 @@ def test_the_figure_is_drawn_beside_the_json_and_embedded_in_the_markdown(tmp_pa
     # The second part's schedule ended 5 minutes before its budget: 15 + 10 minutes of training.
     assert "| mlm | 25 min (900 steps) | 40.0% | - | **81.0%** (seeds 80.0 / 82.0, range 2.0) |" in done.stdout
     assert "| pretraining run |" in done.stdout and "one lever flipped" not in done.stdout  # No levers here.
+    assert "a vocabulary of 16,000 WordPieces, sequence 64" in done.stdout
+    assert "`--params_override=task.max_predictions=10`" in done.stdout
 
 
 def test_a_part_that_found_its_run_finished_counts_the_runs_own_training_time():
