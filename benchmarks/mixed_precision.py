@@ -2,13 +2,15 @@
 
     python -m benchmarks.mixed_precision                       # bert_tiny, bert_mini, bert_small (~6 min)
     python -m benchmarks.mixed_precision --models=bert_mini
+    python -m benchmarks.mixed_precision --sequence_length=32   # SST-2's sentences (fine-tuning)
 
 A bf16 matmul can run at several times the fp32 rate on CPUs with bf16 units (AVX512-BF16 on AMD
 Zen 4, AMX on Intel Sapphire Rapids), yet a whole train step under `--mixed_precision=mixed_bfloat16`
-was measured slower than float32. For each BERT size at batch 32 x 128, in alternating blocks in
-one process, both policies:
+was measured slower than float32. For each BERT size at batch 32 x `--sequence_length` (128, BERT's
+fine-tuning length; 32 for SST-2's short sentences), in alternating blocks in one process, both
+policies:
 
-- the matmul rate at the encoder's feed-forward shape, [4096, hidden] x [hidden, 4 x hidden];
+- the matmul rate at the encoder's feed-forward shape, [32 x length, hidden] x [hidden, 4 x hidden];
 - the stages of the zoo Trainer's step as `trainers.run` runs it by default (no XLA): the forward
   pass (`training=True`), forward and backward (`Trainer.gradients`), and the whole step with
   AdamW's update (`Trainer.train_steps`);
@@ -36,15 +38,15 @@ NAME = "mixed_precision"
 SIZES = ("bert_tiny", "bert_mini", "bert_small")
 POLICIES = ("float32", "mixed_bfloat16")
 STAGES = ("forward", "forward + backward", "whole step", "whole step, XLA")
-BATCH_SIZE, SEQUENCE_LENGTH = 32, 128
+BATCH_SIZE, SEQUENCE_LENGTH = 32, 128  # the default length: BERT's fine-tuning rows
 
 
-def setup_of(size) -> Setup:
-    """A BERT size at batch 32 x 128 on BERT's vocabulary (no peer: both sides are the zoo's)."""
+def setup_of(size, sequence_length) -> Setup:
+    """A BERT size at batch 32 x `sequence_length` on BERT's vocabulary (no peer: both sides are the zoo's)."""
     config = {**zoo.default_config(size), "vocabulary_size": BERT_VOCABULARY_SIZE,
-              "max_sequence_length": SEQUENCE_LENGTH, "dropout": 0.1}
-    flops = encoder_flops(SEQUENCE_LENGTH, config["hidden_dim"], config["intermediate_dim"], config["num_layers"])
-    return Setup(size, "bert", config, BATCH_SIZE, SEQUENCE_LENGTH, None, 5e-4, None, flops,
+              "max_sequence_length": sequence_length, "dropout": 0.1}
+    flops = encoder_flops(sequence_length, config["hidden_dim"], config["intermediate_dim"], config["num_layers"])
+    return Setup(size, "bert", config, BATCH_SIZE, sequence_length, None, 5e-4, None, flops,
                  f"{config['num_layers']} layers, {config['hidden_dim']} hidden, {config['intermediate_dim']} ff")
 
 
@@ -69,6 +71,7 @@ def stage_calls(setup, batch, policy, model_dir) -> dict:
 
 
 def markdown(document) -> str:
+    sequence_length = document["settings"].get("sequence_length", SEQUENCE_LENGTH)
     rows = []
     for result in document["results"]:
         for stage in STAGES:
@@ -80,9 +83,9 @@ def markdown(document) -> str:
                for result in document["results"]]
     return (
         f"{common.environment_line(document)}\n\n"
-        + common.markdown_table(["model", "stage (batch 32 x 128)", "float32 ms", "mixed_bfloat16 ms",
+        + common.markdown_table(["model", f"stage (batch {BATCH_SIZE} x {sequence_length})", "float32 ms", "mixed_bfloat16 ms",
                                  "bf16 speed-up"], rows)
-        + "\n\nFeed-forward matmul [4096, hidden] x [hidden, 4 hidden] in the same run: " + "; ".join(matmuls)
+        + f"\n\nFeed-forward matmul [{BATCH_SIZE * sequence_length}, hidden] x [hidden, 4 hidden] in the same run: " + "; ".join(matmuls)
         + f". Per-call medians over {document['settings']['blocks']} alternating blocks of "
         f"{document['settings']['calls']} calls, after 2 untimed calls per side.\n"
     )
@@ -91,6 +94,7 @@ def markdown(document) -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.mixed_precision", description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(SIZES))
+    parser.add_argument("--sequence_length", type=int, default=SEQUENCE_LENGTH, help="tokens a row, none padded")
     parser.add_argument("--blocks", type=int, default=3)
     parser.add_argument("--calls", type=int, default=2, help="calls of each side per block")
     common.add_output_flags(parser)
@@ -99,7 +103,7 @@ def main(argv=None):
         return common.markdown_from(NAME, markdown, args.markdown_from)
     results = []
     for size in common.selected_models(parser, args.models, SIZES):
-        setup = setup_of(size)
+        setup = setup_of(size, args.sequence_length)
         batch = make_batch(setup)
         with tempfile.TemporaryDirectory() as model_dir:
             sides = {(policy, stage): call for policy in POLICIES
@@ -110,7 +114,7 @@ def main(argv=None):
             times = common.alternating_blocks(sides, blocks=args.blocks, calls_per_block=args.calls)
         stages = {policy: {stage: common.median(times[(policy, stage)]) for stage in STAGES} for policy in POLICIES}
         hidden = setup.zoo_config["hidden_dim"]
-        matmul = {dtype: common.matmul_gflops((BATCH_SIZE * SEQUENCE_LENGTH, hidden, 4 * hidden), dtype=dtype)
+        matmul = {dtype: common.matmul_gflops((BATCH_SIZE * args.sequence_length, hidden, 4 * hidden), dtype=dtype)
                   for dtype in ("float32", "bfloat16")}
         results.append({"model": size, "description": setup.description, "stages": stages, "matmul_gflops": matmul,
                         "seconds_all": {f"{policy} / {stage}": times[(policy, stage)] for policy, stage in times}})

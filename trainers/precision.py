@@ -4,11 +4,12 @@
 - NVIDIA GPU with tensor cores (compute capability 7.0 and up): `mixed_float16`, with loss scaling.
   An older GPU: `float32`.
 - CPU: `mixed_bfloat16` only where `benchmarks.mixed_precision` measured it faster
-  (BENCHMARKS.md, "float32 against mixed_bfloat16"; AMD EPYC with AVX512-BF16, batch 32 x 128):
-  a CPU with bf16 units (the avx512_bf16 or amx_bf16 flag), a Transformer encoder of hidden size
-  256 and up (BERT-Mini's whole step 1.20x, BERT-Small's 1.42x; BERT-Tiny's, at 128, 0.98x), and no
-  XLA (with XLA the bf16 step measured slower than float32: 0.67-0.91x). Everything else, and
-  every model without attention (unmeasured), stays `float32`.
+  (BENCHMARKS.md, "float32 against mixed_bfloat16"; batch 32 x 128 on an AMD EPYC with AVX512-BF16
+  and on an Intel Xeon with AMX): a CPU with bf16 units (the avx512_bf16 or amx_bf16 flag), a
+  Transformer encoder of hidden size 256 and up (BERT-Mini's whole step 1.20x EPYC / 1.26x Xeon,
+  BERT-Small's 1.42x / 1.81x; BERT-Tiny's, at 128, 0.98x / 1.07x), and no XLA (with XLA the bf16
+  step measured slower than float32 on both: 0.67-0.91x). Everything else, and every model without
+  attention (unmeasured), stays `float32`.
 """
 
 import pathlib
