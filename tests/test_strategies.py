@@ -159,3 +159,12 @@ def test_mirrored_run_with_dropout(data_dir, tmp_path):
     result = run_trainer(*_flags("transformer", tmp_path, data_dir, "--strategy=mirrored", "--cpu_devices=2"))
     assert result.returncode == 0, result.stderr[-3000:]
     _assert_trained_evaluated_exported(tmp_path, "transformer")
+
+
+def test_mirrored_run_with_adversarial_training(data_dir, tmp_path):
+    """`train.adversarial_epsilon` with XLA under MirroredStrategy: each replica perturbs its own
+    copy of the token embeddings for the second pass, and no variable is written inside it."""
+    result = run_trainer(*_flags("gru", tmp_path, data_dir, "--strategy=mirrored", "--cpu_devices=2", "--jit_compile",
+                                 "--params_override=train.adversarial_epsilon=1.0"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    _assert_trained_evaluated_exported(tmp_path, "gru")

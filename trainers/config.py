@@ -63,6 +63,9 @@ class TrainConfig:
     # epoch ends only, which lost an hour of a one-epoch pretraining run).
     checkpoint_every_steps: int | None = 1000
     clipnorm: float | None = None  # Clip the global gradient norm to this value.
+    # > 0: adversarial training on the token embeddings, a second pass per step with the table moved
+    # by this L2 norm along its gradient (Miyato et al. 2017; trainers/adversarial.py). 0: off.
+    adversarial_epsilon: float = 0.0
     # Layer-wise rate decay (BERT models): each layer below the top trains at this factor of the
     # rate of the one above it (ELECTRA's fine-tuning: 0.8). None: one rate for every layer.
     layer_decay: float | None = None
@@ -235,6 +238,11 @@ def validate(config: ExperimentConfig):
         )
     if config.train.train_hours is not None and config.train.train_hours <= 0:
         raise ConfigError(f"train.train_hours must be > 0, got {config.train.train_hours}")
+    if config.train.adversarial_epsilon < 0:
+        raise ConfigError(f"train.adversarial_epsilon must be >= 0 (0: off), got {config.train.adversarial_epsilon}")
+    if config.train.adversarial_epsilon and registry.get_spec(config.model_name).input_kind == "image":
+        raise ConfigError(f"train.adversarial_epsilon perturbs token embeddings; --model={config.model_name} "
+                          f"reads images: set train.adversarial_epsilon=0")
     if config.train.clipnorm is not None and config.train.clipnorm <= 0:
         raise ConfigError(f"train.clipnorm must be > 0, got {config.train.clipnorm}")
     if config.train.layer_decay is not None:

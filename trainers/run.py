@@ -253,6 +253,7 @@ def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
         steps_per_loop=config.train.steps_per_loop,
         jit_compile=config.train.jit_compile,
         checkpoint_every_steps=config.train.checkpoint_every_steps,
+        adversarial_epsilon=config.train.adversarial_epsilon,
     )
 
     evaluated = {}  # global step -> the eval metrics of the weights at that step, from this run.

@@ -13,6 +13,7 @@ corpus many times the size of the weights), and pipelines with random ops (BERT'
 cannot be serialized at all.
 """
 
+import contextlib
 import functools
 import json
 import math
@@ -23,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from trainers import adversarial
 from zoo.atomic import write_json_atomically
 from zoo.errors import ConfigError
 
@@ -79,6 +81,9 @@ class Trainer:
             allows (see `jit_compile`); False keeps the update outside XLA on one device too, as
             `benchmarks.bert_step_variants` times both.
         objective: the task's loss and metrics, e.g. `trainers.tasks.classification.Classification()`.
+        adversarial_epsilon: float. > 0: each step adds a pass with the token embeddings moved
+            adversarially by this L2 norm (`trainers.adversarial`); the model needs a trainable
+            token embedding.
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class Trainer:
         jit_compile=False,
         whole_step_in_xla=True,
         checkpoint_every_steps=None,
+        adversarial_epsilon=0.0,
     ):
         self.strategy = strategy
         self.model = model
@@ -100,6 +106,15 @@ class Trainer:
         self.model_dir = pathlib.Path(model_dir)
         self.steps_per_loop = steps_per_loop
         self.objective = objective
+        self.adversarial_epsilon = adversarial_epsilon
+        if adversarial_epsilon:
+            # Which of the trainable variables is the table the adversarial pass perturbs.
+            table = adversarial.token_embedding_table(model)
+            trainable = [id(variable) for variable in model.trainable_variables]
+            if id(table) not in trainable:
+                raise ConfigError("train.adversarial_epsilon needs a trainable token embedding; "
+                                  "with task.lora_rank it is frozen: set train.adversarial_epsilon=0")
+            self._table_index = trainable.index(id(table))
         self.examples_trained = 0
         self.budget_reached = False  # Whether the last `train` stopped at its time budget.
         self.first_step = 0  # The step the last `train` started from: a resumed run's checkpoint step.
@@ -159,9 +174,23 @@ class Trainer:
             `(outputs, per_example_loss, gradients)`: the model's outputs, the loss [batch], and one
             gradient per `model.trainable_variables` (an embedding's as sparse `tf.IndexedSlices`),
             of the loss averaged over the global batch and multiplied by the optimizer's loss scale.
+            With `adversarial_epsilon`, the gradients are the clean and the perturbed passes' summed,
+            all dense.
         """
+        outputs, per_example_loss, gradients = self._loss_gradients(inputs, labels)
+        if not self.adversarial_epsilon:
+            return outputs, per_example_loss, gradients
+        table = self.model.trainable_variables[self._table_index]
+        delta = adversarial.perturbation(gradients[self._table_index], self.adversarial_epsilon)
+        _, _, perturbed_gradients = self._loss_gradients(inputs, labels, perturbation=(table, delta))
+        return outputs, per_example_loss, [densify(a) + densify(b) for a, b in zip(gradients, perturbed_gradients)]
+
+    def _loss_gradients(self, inputs, labels, perturbation=None):
+        """One forward and backward pass (`gradients`' returns); `perturbation`: a (variable,
+        delta) pair the pass reads as `variable + delta` (`trainers.adversarial.perturbed`)."""
         with tf.GradientTape() as tape:
-            outputs = self.model(inputs, training=True)
+            with adversarial.perturbed(self.model, *perturbation) if perturbation else contextlib.nullcontext():
+                outputs = self.model(inputs, training=True)
             per_example_loss = self.objective.per_example_loss(labels, outputs)
             # Averaged over the GLOBAL batch, so that summing gradients over replicas is the mean.
             loss = tf.nn.compute_average_loss(per_example_loss)

@@ -71,6 +71,19 @@ def test_non_positive_values_are_rejected(field):
         config_lib.config_from_dict(_values(train={field: 0}))
 
 
+@pytest.mark.parametrize(
+    "model, epsilon, message",
+    [
+        ("gru", -1, "train.adversarial_epsilon must be >= 0 (0: off), got -1.0"),
+        ("cnn", 1, "train.adversarial_epsilon perturbs token embeddings; --model=cnn reads images"),
+    ],
+)
+def test_adversarial_epsilon_is_refused_below_zero_and_for_images(model, epsilon, message):
+    with pytest.raises(ConfigError) as error:
+        config_lib.config_from_dict(_values(model={"name": model}, train={"adversarial_epsilon": epsilon}))
+    assert message in str(error.value)
+
+
 def test_scientific_notation_learning_rate_is_a_float():
     config = config_lib.config_from_dict(_values(train={"learning_rate": "1e-3"}))
     assert config.train.learning_rate == pytest.approx(0.001)
