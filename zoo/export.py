@@ -99,7 +99,6 @@ def export_saved_model(
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.track(preprocessor)
     archive.add_endpoint("serving_default", serve)
     if encoder is not None:
 

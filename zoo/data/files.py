@@ -34,6 +34,7 @@ TEXT_COLUMNS = ("sentence", "text", "sentence1")
 PAIR_COLUMNS = ("sentence2", "text_pair")
 LABEL_COLUMN = "label"
 SPLITS = ("train", "eval")
+PARSE_BATCH = 1024  # Rows whose labels are mapped to ids in one call (see LabeledFiles.load).
 
 
 class FileFormatError(ConfigError):
@@ -223,12 +224,14 @@ class LabeledFiles:
         # CsvDataset yields the selected columns in file order; put them back in (text, pair, label) order.
         order = [sorted(scanned.columns).index(column) for column in scanned.columns]
 
-        def to_example(*fields):
+        def to_examples(*fields):  # Each field [batch].
             fields = [fields[index] for index in order]
             raw_input = tuple(fields[:-1]) if len(fields) == 3 else fields[0]
             return raw_input, to_id(tf.strings.strip(fields[-1]))
 
-        return dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
+        # Mapped a batch at a time: a tf.data function call per row cost SST-2's 67k rows 1.2 s a
+        # pass (2-core CPU), against 0.1 s for batches of 1,024 unbatched again after the map.
+        return dataset.batch(PARSE_BATCH).map(to_examples).unbatch()
 
 
 def open_labeled_files(train_pattern, eval_pattern, label_list_path) -> LabeledFiles:
