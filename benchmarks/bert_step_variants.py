@@ -14,6 +14,8 @@ process:
 - threefry dropout: `zoo.layers.Dropout` draws its masks with threefry under XLA (off: with
   Philox, Keras' generator, by standing `zoo.layers.dropout.random_algorithm` in for the
   variant's tracing);
+- masks drawn again in the backward pass (`zoo.layers.dropout.redrawn_dropout`; off: kept for
+  it, as `tf.nn.experimental.stateless_dropout` does, with the same threefry masks);
 - no dropout: the shipped step with dropout 0 everywhere: not the same training, but the
   ceiling of what any dropout implementation could reach.
 
@@ -31,6 +33,8 @@ from benchmarks import common
 
 common.quiet_tensorflow()
 
+import tensorflow as tf  # noqa: E402
+
 from benchmarks.train_throughput import make_batch, peer_step, setups, zoo_step  # noqa: E402
 from zoo.layers import dropout as dropout_module  # noqa: E402
 
@@ -38,22 +42,34 @@ NAME = "bert_step_variants"
 
 
 PEER = "keras-hub BertClassifier, train_on_batch"
-# Variant name -> (Trainer options, zoo.build overrides, whether dropout draws with threefry).
+# Dropout as traced by a variant: as shipped, masks kept for the backward pass, or Philox masks.
+DROPOUT = {
+    "shipped": contextlib.nullcontext,
+    "kept": lambda: mock.patch.object(dropout_module, "redrawn_dropout", kept_mask_dropout),
+    "philox": lambda: mock.patch.object(dropout_module, "random_algorithm", lambda: "philox"),
+}
+# Variant name -> (Trainer options, zoo.build overrides, DROPOUT key).
 VARIANTS = {
-    "zoo Trainer as shipped: whole step in XLA, threefry dropout": ({}, {}, True),
-    "zoo Trainer, update outside XLA": ({"whole_step_in_xla": False}, {}, True),
-    "zoo Trainer, Philox dropout": ({}, {}, False),
-    "zoo Trainer, update outside XLA, Philox dropout (before)": ({"whole_step_in_xla": False}, {}, False),
-    "zoo Trainer as shipped, no dropout (ceiling)": ({}, {"dropout": 0.0}, True),
+    "zoo Trainer as shipped: whole step in XLA, threefry dropout, masks drawn again in the backward pass": (
+        {}, {}, "shipped"),
+    "zoo Trainer, update outside XLA": ({"whole_step_in_xla": False}, {}, "shipped"),
+    "zoo Trainer, masks kept for the backward pass": ({}, {}, "kept"),
+    "zoo Trainer, Philox dropout": ({}, {}, "philox"),
+    "zoo Trainer, update outside XLA, Philox dropout (before)": ({"whole_step_in_xla": False}, {}, "philox"),
+    "zoo Trainer as shipped, no dropout (ceiling)": ({}, {"dropout": 0.0}, "shipped"),
 }
 
 
-def trainer_step(setup, batch, model_dir, trainer_options, model_overrides, threefry):
+def kept_mask_dropout(inputs, rate, noise_shape, seed, algorithm):
+    """`redrawn_dropout`'s masks, kept for the backward pass by TensorFlow's own dropout."""
+    return tf.nn.experimental.stateless_dropout(inputs, rate=rate, noise_shape=noise_shape, seed=seed, rng_alg=algorithm)
+
+
+def trainer_step(setup, batch, model_dir, trainer_options, model_overrides, dropout):
     """A callable running one step of the zoo Trainer, traced (on its first call) with the given levers."""
     setup = dataclasses.replace(setup, zoo_config={**setup.zoo_config, **model_overrides})
     step, _ = zoo_step(setup, batch, True, 1, model_dir, **trainer_options)
-    philox = mock.patch.object(dropout_module, "random_algorithm", lambda: "philox")
-    with contextlib.nullcontext() if threefry else philox:
+    with DROPOUT[dropout]():
         step()  # Traced and compiled here.
     return step
 
@@ -110,7 +126,7 @@ def main(argv=None):
                    "ratio_over_keras_hub": peer / common.median(seconds),
                    "gflops": flops_per_step / common.median(seconds) / 1e9}
             results.append(row)
-            print(f"{setup.name:10s} {side:62s} {row['step_seconds'] * 1e3:7.1f} ms  {row['ratio_over_keras_hub']:.2f}x", flush=True)
+            print(f"{setup.name:10s} {side:100s} {row['step_seconds'] * 1e3:7.1f} ms  {row['ratio_over_keras_hub']:.2f}x", flush=True)
     matmul = common.median(matmul_runs)
     for row in results:
         row["matmul_fraction"] = row["gflops"] / matmul

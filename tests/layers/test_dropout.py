@@ -44,6 +44,44 @@ def test_keep_rate_and_expected_value(rate, jit_compile):
     assert outputs.mean() == pytest.approx(1.0, abs=0.01)
 
 
+@pytest.mark.parametrize("noise_shape", [None, (None, 1, None)], ids=["elementwise", "shared_over_axis_1"])
+def test_under_xla_the_backward_pass_redraws_the_forward_mask(noise_shape):
+    """The gradient of sum(w * dropout(x)) is w * mask / (1 - rate): the backward pass, which draws
+    its mask again from the seed, zeroes exactly the elements the forward pass zeroed."""
+    rate, weights = 0.3, tf.random.stateless_normal(SHAPE, [1, 2])
+    layer = Dropout(rate, noise_shape=noise_shape, seed=1)
+
+    @tf.function(jit_compile=True)
+    def forward_and_gradient():
+        inputs = tf.ones(SHAPE)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = layer(inputs, training=True)
+            loss = tf.reduce_sum(weights * outputs)
+        return outputs, tape.gradient(loss, inputs)
+
+    outputs, gradient = (tensor.numpy() for tensor in forward_and_gradient())
+    if noise_shape is None:
+        assert np.mean(outputs != 0) == pytest.approx(1 - rate, abs=0.005)
+    else:  # One draw per (row, feature), the same at every position of axis 1.
+        np.testing.assert_array_equal(outputs, np.broadcast_to(outputs[:, :1], outputs.shape))
+    np.testing.assert_allclose(gradient, weights.numpy() * outputs, rtol=1e-6)  # outputs = mask / (1 - rate)
+
+
+def test_under_xla_the_masks_are_tensorflows_threefry_masks():
+    """Redrawing changes where the mask lives, not which it is: an element is kept when its 32-bit
+    draw is at least rate * 2^32, where `stateless_dropout` compares a float made of the same
+    draw's top 23 bits with the rate, so the two disagree only within 2^-23 of the threshold."""
+    seed = tf.constant([3, 4], tf.int32)
+    inputs = tf.ones(SHAPE)
+    zoo_mask, tensorflow_mask = tf.function(
+        lambda: (dropout_module.redrawn_dropout(inputs, 0.1, tf.shape(inputs), seed),
+                 tf.nn.experimental.stateless_dropout(inputs, rate=0.1, seed=seed, rng_alg="threefry")),
+        jit_compile=True,
+    )()
+    assert np.mean(zoo_mask.numpy() != tensorflow_mask.numpy()) < 1e-4
+
+
 def test_identity_in_inference_and_at_rate_zero():
     inputs = tf.random.normal(SHAPE)
     np.testing.assert_array_equal(Dropout(0.5, seed=1)(inputs, training=False), inputs)

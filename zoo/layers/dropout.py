@@ -6,6 +6,10 @@ device's default generator, Philox. Under XLA on CPU, Philox is slow: a [32, 4, 
 AMD EPYC), and BERT draws one such mask per block per step. TensorFlow's kernels outside XLA
 implement Philox only, so the generator is chosen where the mask is traced: threefry inside an XLA
 cluster (`jit_compile=True`, TPU), Philox elsewhere (38 ms for the same mask).
+
+Under XLA the mask is also drawn again in the backward pass instead of being kept for it
+(`redrawn_dropout`): on a 2-core CPU, BERT's dropout cost lay less in drawing masks than in
+writing them out and reading them back.
 """
 
 import keras
@@ -40,14 +44,46 @@ def replica_seed(seed_generator, algorithm):
     return tf.random.experimental.stateless_fold_in(seed, replica_id, alg=algorithm)
 
 
+def redrawn_dropout(inputs, rate, noise_shape, seed, algorithm="threefry"):
+    """`inputs` with each element (or each `noise_shape` cell) zeroed with probability `rate`, the
+    rest scaled by 1 / (1 - rate); the backward pass draws the same mask again from `seed`.
+
+    Why: a mask kept for the backward pass is written out whole and read back, for attention
+    probabilities [batch, heads, length, length] per block; threefry draws bert_mini's largest
+    mask in about 2.5 ms under XLA on a 2-core CPU, less than that memory traffic costs
+    (BENCHMARKS.md, "The zoo's BERT step, lever by lever"). An element is kept when a uniform
+    32-bit integer is at least rate * 2^32, so the keep probability is exact to 2^-32 and no
+    integer-to-float conversion is drawn.
+
+    Args:
+        inputs: float tensor, any shape.
+        rate: float in (0, 1).
+        noise_shape: int list or 1-D tensor, broadcastable to `inputs`' shape.
+        seed: int32 [2], e.g. from `replica_seed`.
+        algorithm: the stateless RNG algorithm.
+    """
+    threshold = tf.constant(min(round(rate * 2**32), 2**32 - 1), tf.uint32)
+    scale = 1.0 / (1.0 - rate)
+
+    def scaled_mask():  # [noise_shape] of 0 and 1 / (1 - rate), in `inputs`' dtype.
+        bits = tf.random.stateless_uniform(noise_shape, seed, minval=None, maxval=None, dtype=tf.uint32, alg=algorithm)
+        return tf.cast(bits >= threshold, inputs.dtype) * tf.cast(scale, inputs.dtype)
+
+    @tf.custom_gradient
+    def apply(values):
+        return values * scaled_mask(), lambda upstream: upstream * scaled_mask()
+
+    return apply(inputs)
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class Dropout(keras.layers.Dropout):
     """`keras.layers.Dropout` (Srivastava et al. 2014) with the zoo's mask generator.
 
     Same arguments, config and seed-generator state as Keras' layer (a model's variables keep
     their count and order, so checkpoints written with Keras' dropout restore); only the
-    draw differs: `random_algorithm()` (threefry under XLA) and `replica_seed()` (one mask per
-    replica). In training each element is kept with probability 1 - rate and scaled by
+    draw differs: `random_algorithm()` (threefry under XLA, where the backward pass draws the
+    mask again: `redrawn_dropout`) and `replica_seed()` (one mask per replica). In training each element is kept with probability 1 - rate and scaled by
     1 / (1 - rate), so the expected output is the input; in inference it is the identity.
 
     Args:
@@ -66,13 +102,12 @@ class Dropout(keras.layers.Dropout):
         if not training or self.rate == 0:
             return inputs
         algorithm = random_algorithm()
-        noise_shape = None
+        noise_shape = tf.shape(inputs)
         if self.noise_shape is not None:
-            noise_shape = [tf.shape(inputs)[axis] if size is None else size for axis, size in enumerate(self.noise_shape)]
+            noise_shape = [noise_shape[axis] if size is None else size for axis, size in enumerate(self.noise_shape)]
+        seed = replica_seed(self.seed_generator, algorithm)
+        if algorithm == "threefry":
+            return redrawn_dropout(inputs, self.rate, noise_shape, seed, algorithm)
         return tf.nn.experimental.stateless_dropout(
-            inputs,
-            rate=self.rate,
-            noise_shape=noise_shape,
-            seed=replica_seed(self.seed_generator, algorithm),
-            rng_alg=algorithm,
+            inputs, rate=self.rate, noise_shape=noise_shape, seed=seed, rng_alg=algorithm
         )
