@@ -71,6 +71,7 @@ _PROJECT_DATASETS = {
 OFFLINE_DEFAULTS = {"image": offline.ZooDigits.name, "text": offline.ZooSentiment.name}
 # How long the check that a download host answers may take, in seconds.
 _REACHABILITY_TIMEOUT = 3.0
+SELECT_BATCH = 1024  # Examples whose features `load` selects in one call.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +177,9 @@ def load(name, split, data_dir=None):
     """
     spec = get_dataset_spec(name)
     dataset = _prepared_builder(spec, data_dir).as_dataset(split=split)
-    return dataset.map(lambda example: (example[spec.input_key], example[spec.label_key]))
+    # The feature dict -> (input, label) a batch at a time: a Python-traced function called once
+    # per example costs about 18 microseconds each (docs/keras_tf_behaviour.md section 14).
+    return dataset.batch(SELECT_BATCH).map(lambda examples: (examples[spec.input_key], examples[spec.label_key])).unbatch()
 
 
 def dataset_info(name, data_dir=None) -> DatasetInfo:
