@@ -8,8 +8,7 @@ implement Philox only, so the generator is chosen where the mask is traced: thre
 cluster (`jit_compile=True`, TPU), Philox elsewhere (38 ms for the same mask).
 
 Under XLA the mask is also drawn again in the backward pass instead of being kept for it
-(`redrawn_dropout`): on a 2-core CPU, BERT's dropout cost lay less in drawing masks than in
-writing them out and reading them back.
+(`redrawn_dropout`): the same masks, and BERT's step 1.7-3.7% faster on a 2-core CPU.
 """
 
 import keras
@@ -49,11 +48,12 @@ def redrawn_dropout(inputs, rate, noise_shape, seed, algorithm="threefry"):
     rest scaled by 1 / (1 - rate); the backward pass draws the same mask again from `seed`.
 
     Why: a mask kept for the backward pass is written out whole and read back, for attention
-    probabilities [batch, heads, length, length] per block; threefry draws bert_mini's largest
-    mask in about 2.5 ms under XLA on a 2-core CPU, less than that memory traffic costs
-    (BENCHMARKS.md, "The zoo's BERT step, lever by lever"). An element is kept when a uniform
-    32-bit integer is at least rate * 2^32, so the keep probability is exact to 2^-32 and no
-    integer-to-float conversion is drawn.
+    probabilities [batch, heads, length, length] per block; drawing it again (threefry: about
+    2.5 ms for bert_mini's largest mask under XLA on a 2-core CPU) made the XLA step of bert_tiny
+    3.7% and of bert_mini 1.7% faster (BENCHMARKS.md, "The zoo's BERT step, lever by lever").
+    An element is kept when a uniform 32-bit integer is at least rate * 2^32: the keep
+    probability is exact to 2^-32, and in float32 the mask is `stateless_dropout`'s with the same
+    seed but within 2^-23 of the threshold (docs/keras_tf_behaviour.md section 14).
 
     Args:
         inputs: float tensor, any shape.
@@ -83,8 +83,9 @@ class Dropout(keras.layers.Dropout):
     Same arguments, config and seed-generator state as Keras' layer (a model's variables keep
     their count and order, so checkpoints written with Keras' dropout restore); only the
     draw differs: `random_algorithm()` (threefry under XLA, where the backward pass draws the
-    mask again: `redrawn_dropout`) and `replica_seed()` (one mask per replica). In training each element is kept with probability 1 - rate and scaled by
-    1 / (1 - rate), so the expected output is the input; in inference it is the identity.
+    mask again: `redrawn_dropout`) and `replica_seed()` (one mask per replica). In training each
+    element is kept with probability 1 - rate and scaled by 1 / (1 - rate), so the expected
+    output is the input; in inference it is the identity.
 
     Args:
         rate: float in [0, 1). Fraction of elements zeroed in training.
