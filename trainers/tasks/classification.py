@@ -23,7 +23,7 @@ from trainers.vocabulary import text_preprocessor
 from zoo import data
 from zoo.data import buckets, files
 from zoo.data.images import ImagePreprocessor
-from zoo.data.pipeline import PADDING_LABEL, make_input_fn
+from zoo.data.pipeline import PADDING_LABEL, make_input_fn, map_in_batches
 from zoo.errors import ConfigError
 from zoo.export import export_saved_model, serving_input_spec
 from zoo.serving import model_card
@@ -209,10 +209,9 @@ class ClassificationTask(Task):
             steps_per_epoch = info.num_examples[train_split] // config.train.batch_size
             bucket_description = None
         else:
-            def texts():  # Both texts of a pair, in turn; a batch at a time (one call per row is slow).
-                return raw.load(train_split)().batch(1024).map(
-                    lambda raw_input, label: tf.reshape(tf.stack(tf.nest.flatten(raw_input), axis=1), [-1])
-                ).unbatch()
+            def texts():  # Both texts of a pair, in turn: [texts] per example, then unbatched.
+                return map_in_batches(raw.load(train_split)(),
+                                      lambda raw_input, label: tf.stack(tf.nest.flatten(raw_input), axis=1)).unbatch()
 
             tokenizer = text_preprocessor(
                 config, self.model_dir, texts_fn=texts,

@@ -20,6 +20,7 @@ import urllib.parse
 import tensorflow_datasets as tfds
 
 from zoo.data import local, offline
+from zoo.data.pipeline import map_in_batches
 from zoo.errors import ConfigError
 
 
@@ -71,7 +72,6 @@ _PROJECT_DATASETS = {
 OFFLINE_DEFAULTS = {"image": offline.ZooDigits.name, "text": offline.ZooSentiment.name}
 # How long the check that a download host answers may take, in seconds.
 _REACHABILITY_TIMEOUT = 3.0
-SELECT_BATCH = 1024  # Examples whose features `load` selects in one call.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,9 +177,7 @@ def load(name, split, data_dir=None):
     """
     spec = get_dataset_spec(name)
     dataset = _prepared_builder(spec, data_dir).as_dataset(split=split)
-    # The feature dict -> (input, label) a batch at a time: a Python-traced function called once
-    # per example costs about 18 microseconds each (docs/keras_tf_behaviour.md section 14).
-    return dataset.batch(SELECT_BATCH).map(lambda examples: (examples[spec.input_key], examples[spec.label_key])).unbatch()
+    return map_in_batches(dataset, lambda examples: (examples[spec.input_key], examples[spec.label_key]))
 
 
 def dataset_info(name, data_dir=None) -> DatasetInfo:

@@ -69,6 +69,20 @@ def make_input_fn(
 
 
 PADDING_LABEL = -1
+MAP_BATCH = 1024  # Examples per call of `map_in_batches`' function.
+
+
+def map_in_batches(dataset, fn):
+    """`dataset.map(fn)`, with `fn` called on MAP_BATCH examples at a time: the same examples in
+    the same order, unbatched again.
+
+    For cheap per-example work (selecting or relabelling fields): a Python-traced map function
+    costs tf.data about 18 microseconds per call on a 2-core CPU whatever it does, 1.2 s for one
+    pass over SST-2's 67k rows one at a time against 0.1 s a batch at a time
+    (docs/keras_tf_behaviour.md section 14). `fn` must work on [batch, ...] tensors and keep the
+    batch dimension first.
+    """
+    return dataset.batch(MAP_BATCH).map(fn).unbatch()
 
 
 def as_int32_labels(labels):
