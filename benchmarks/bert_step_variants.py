@@ -16,6 +16,8 @@ process:
   variant's tracing);
 - masks drawn again in the backward pass (`zoo.layers.dropout.redrawn_dropout`; off: kept for
   it, as `tf.nn.experimental.stateless_dropout` does, with the same threefry masks);
+- not shipped, a cheaper generator: the masks' words from `benchmarks.dropout_masks.hashed_words`
+  (an integer hash of each element's index) in place of threefry's;
 - no dropout: the shipped step with dropout 0 everywhere: not the same training, but the
   ceiling of what any dropout implementation could reach.
 
@@ -35,6 +37,7 @@ common.quiet_tensorflow()
 
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.dropout_masks import hashed_words  # noqa: E402
 from benchmarks.train_throughput import make_batch, peer_step, setups, zoo_step  # noqa: E402
 from zoo.layers import dropout as dropout_module  # noqa: E402
 
@@ -42,9 +45,10 @@ NAME = "bert_step_variants"
 
 
 PEER = "keras-hub BertClassifier, train_on_batch"
-# Dropout as traced by a variant: as shipped, masks kept for the backward pass, or Philox masks.
+# Dropout as traced by a variant: as shipped, hashed words, masks kept for the backward pass, or Philox masks.
 DROPOUT = {
     "shipped": contextlib.nullcontext,
+    "hashed": lambda: mock.patch.object(dropout_module, "random_words", hashed_words),
     "kept": lambda: mock.patch.object(dropout_module, "redrawn_dropout", kept_mask_dropout),
     "philox": lambda: mock.patch.object(dropout_module, "random_algorithm", lambda: "philox"),
 }
@@ -52,6 +56,7 @@ DROPOUT = {
 VARIANTS = {
     "zoo Trainer as shipped: whole step in XLA, threefry dropout, masks drawn again in the backward pass": (
         {}, {}, "shipped"),
+    "zoo Trainer, hashed words for the masks (not shipped)": ({}, {}, "hashed"),
     "zoo Trainer, update outside XLA": ({"whole_step_in_xla": False}, {}, "shipped"),
     "zoo Trainer, masks kept for the backward pass": ({}, {}, "kept"),
     "zoo Trainer, Philox dropout": ({}, {}, "philox"),

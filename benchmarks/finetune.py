@@ -2,6 +2,7 @@
 
     python -m benchmarks.finetune            # about 35 min; skips when ../shared/data/sst2 is absent
     python -m benchmarks.finetune --sizes=bert_tiny --no_markdown   # one size; BENCHMARKS.md untouched
+    python -m benchmarks.finetune --zoo_flags=--jit_compile --no_markdown   # the zoo commands with XLA
 
 For each model size, on GLUE SST-2 train (67,349 sentences) and dev (872), one epoch, with the same
 model size, vocabulary size (at most 8,000 WordPiece tokens, each side learning its own from the
@@ -43,6 +44,7 @@ from trainers.phases import parse_summary
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["bert_tiny", "bert_mini", "transformer"], "Model sizes to compare.")
 flags.DEFINE_string("data", str(common.REPOSITORY.parent / "shared" / "data" / "sst2"), "GLUE SST-2 folder.")
+flags.DEFINE_list("zoo_flags", [], "Flags added to every zoo command, e.g. --zoo_flags=--jit_compile (XLA).")
 flags.DEFINE_bool("no_markdown", False, "Only write the result JSON; leave BENCHMARKS.md alone (benchmarks/gpu_check.sh).")
 flags.DEFINE_string("markdown_from", None, "Measure nothing: rewrite BENCHMARKS.md's finetune section from a saved "
                     "result (a path, or 'latest').")
@@ -64,9 +66,9 @@ def read_tsv(path):
     return list(sentences), [int(label) for label in labels]
 
 
-def run_zoo(size, model_dir, data_dir):
-    """One epoch through trainers.run, vocabulary learned by the run; its epoch time, dev accuracy,
-    phases and wall time (process start to exit)."""
+def run_zoo(size, model_dir, data_dir, extra_flags=()):
+    """One epoch through trainers.run (with `extra_flags` added), vocabulary learned by the run; its
+    epoch time, dev accuracy, phases and wall time (process start to exit)."""
     model, overrides, batch_size, learning_rate = SIZES[size]
     override = ",".join([f"model.{key}={value}" for key, value in overrides.items()]
                         + [f"data.vocabulary_size={VOCABULARY_SIZE}"])
@@ -75,6 +77,7 @@ def run_zoo(size, model_dir, data_dir):
         f"--train_files={data_dir}/train.tsv", f"--eval_files={data_dir}/dev.tsv", "--epochs=1",
         f"--batch_size={batch_size}", f"--learning_rate={learning_rate}", f"--sequence_length={SEQUENCE_LENGTH}",
         f"--model_dir={model_dir}", f"--export_dir={model_dir}/exports", f"--params_override={override}",
+        *extra_flags,
     ]
     started = time.perf_counter()
     finished = subprocess.run(command, cwd=common.REPOSITORY, capture_output=True, text=True)
@@ -215,7 +218,7 @@ def compare(size, train, dev, data_dir, work_dir):
     """The zoo's whole command, then keras-hub's whole recipe, for one size."""
     model_dir = work_dir / size
     model_dir.mkdir(parents=True)
-    zoo = run_zoo(size, model_dir, data_dir)
+    zoo = run_zoo(size, model_dir, data_dir, FLAGS.zoo_flags)
     zoo["examples_per_second"] = round(len(train[0]) / zoo["epoch_seconds"], 1)
     keras_hub = run_recipe(size, train, dev)
     return {
@@ -250,6 +253,8 @@ def markdown(document):
          "zoo's buckets (tokens, percentile)"],
         rows,
     )
+    added = document.get("zoo_flags", [])
+    xla = "with XLA: `--jit_compile`" if "--jit_compile" in added else "no XLA"
     return f"""## Fine-tuning on SST-2: zoo vs keras-hub's recipe (`python -m benchmarks.finetune`)
 
 {common.environment_line(document)}
@@ -259,7 +264,7 @@ One epoch of GLUE SST-2 train (67,349 sentences), from scratch, float32, same mo
 `compute_word_piece_vocabulary`, the zoo with Hugging Face `tokenizers`' trainer), batch size, AdamW and learning rate on both sides; sequence length 128.
 Both sides measured over the whole epoch. **zoo**: `trainers.run --train_files=train.tsv --eval_files=dev.tsv
 --epochs=1` in a subprocess, timed from process start to exit: start-up, vocabulary, tokenization (once,
-into length buckets), training ({document['zoo_steps_per_loop']} steps a `tf.function` call, no XLA),
+into length buckets), training ({document['zoo_steps_per_loop']} steps a `tf.function` call, {xla}),
 evaluation and the SavedModel export, its phases as the run printed them. **keras-hub**: raw strings ->
 `BertTextClassifierPreprocessor(sequence_length=128)` -> `BertClassifier.fit` (transformer: `WordPieceTokenizer`
 -> `TokenAndPositionEmbedding` + 2 `TransformerEncoder` + masked mean pool), padded to 128, compiled as the
@@ -284,7 +289,8 @@ def main(argv):
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     train, dev = read_tsv(data_dir / "train.tsv"), read_tsv(data_dir / "dev.tsv")
-    document = common.new_document("finetune", vocabulary_size=VOCABULARY_SIZE, zoo_steps_per_loop=20, results=[])
+    document = common.new_document("finetune", vocabulary_size=VOCABULARY_SIZE, zoo_steps_per_loop=20,
+                                   zoo_flags=FLAGS.zoo_flags, results=[])
     with tempfile.TemporaryDirectory(prefix="zoo-finetune-") as work:
         for size in FLAGS.sizes:
             result = compare(size, train, dev, data_dir, pathlib.Path(work))

@@ -43,6 +43,15 @@ def replica_seed(seed_generator, algorithm):
     return tf.random.experimental.stateless_fold_in(seed, replica_id, alg=algorithm)
 
 
+def random_words(shape, seed, algorithm):
+    """Uniform uint32 [shape] from the stateless generator `algorithm`: the bits a mask is cut from.
+
+    One place for them, so that `benchmarks.dropout_masks` can time other generators in the same
+    dropout.
+    """
+    return tf.random.stateless_uniform(shape, seed, minval=None, maxval=None, dtype=tf.uint32, alg=algorithm)
+
+
 def redrawn_dropout(inputs, rate, noise_shape, seed, algorithm="threefry"):
     """`inputs` with each element (or each `noise_shape` cell) zeroed with probability `rate`, the
     rest scaled by 1 / (1 - rate); the backward pass draws the same mask again from `seed`.
@@ -66,7 +75,7 @@ def redrawn_dropout(inputs, rate, noise_shape, seed, algorithm="threefry"):
     scale = 1.0 / (1.0 - rate)
 
     def scaled_mask():  # [noise_shape] of 0 and 1 / (1 - rate), in `inputs`' dtype.
-        bits = tf.random.stateless_uniform(noise_shape, seed, minval=None, maxval=None, dtype=tf.uint32, alg=algorithm)
+        bits = random_words(noise_shape, seed, algorithm)
         return tf.cast(bits >= threshold, inputs.dtype) * tf.cast(scale, inputs.dtype)
 
     @tf.custom_gradient
