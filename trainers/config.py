@@ -263,10 +263,11 @@ def validate(config: ExperimentConfig):
 def apply_overrides(values: dict, overrides: str) -> dict:
     """Applies `--params_override` ("model.num_layers=4,train.batch_size=64") to a config dict.
 
-    Each value is read as YAML (`4` is an int, `1e-3` a float, `[32, 64]` a list); its type is
-    checked when the dict becomes a config.
+    Each value is read as YAML (`4` is an int, `1e-3` a float, `[32, 64]` a list, `'16,32'` a
+    string); its type is checked when the dict becomes a config. Commas inside [...] or quotes
+    belong to the value, not between assignments.
     """
-    assignments = re.split(r",(?![^\[\]]*\])", overrides)  # Commas inside [...] belong to a list.
+    assignments = [match.group(0) for match in re.finditer(r"(?:\[[^\]]*\]|'[^']*'|\"[^\"]*\"|[^,])+", overrides)]
     sections = ["model", "task", *_SECTIONS]
     for assignment in filter(None, (part.strip() for part in assignments)):
         key, separator, text = assignment.partition("=")

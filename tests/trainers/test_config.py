@@ -110,6 +110,13 @@ def test_params_override_sets_nested_fields_with_yaml_types():
     assert config.train.learning_rate == pytest.approx(0.001)
 
 
+def test_params_override_keeps_commas_inside_quotes_in_the_value():
+    values = config_lib.apply_overrides(_values(), "data.bucket_boundaries='16,40',train.batch_size=8")
+    config = config_lib.config_from_dict(values)
+    assert config.data.bucket_boundaries == "16,40"
+    assert config.train.batch_size == 8
+
+
 @pytest.mark.parametrize(
     "override, message",
     [("train.batch_size", "expected section.field=value"), ("trian.epochs=2", "unknown section 'trian' \\(did you mean train")],
