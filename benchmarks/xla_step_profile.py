@@ -1,6 +1,6 @@
 """Where an XLA train step's time goes, by stage and layer: the zoo's BERT step beside keras-hub's.
 
-    python -m benchmarks.xla_step_profile                   # bert_tiny and bert_mini (~3 min)
+    python -m benchmarks.xla_step_profile                   # bert_tiny and bert_mini (~5 min)
     python -m benchmarks.xla_step_profile --models=bert_mini
 
 XLA compiles a train step into one executable of a few hundred "thunks" (a matmul, a fused loop,
@@ -20,10 +20,10 @@ session, and sums the thunks' durations per step by:
 The zoo's dropout draws each mask again in the backward pass (`zoo.layers.dropout.redrawn_dropout`);
 that draw keeps its forward op's name, so both draws count as "forward / dropout: drawing masks".
 
-The sums are thread time: two threads run thunks at once, so they add up to more than the step's
-wall time ("busy": all thunks' time / (wall time x cores)). Which thunks sit on the
-step's critical path the sums do not say; that part of dropout whose thread time is large but
-whose removal does not shorten the step (`benchmarks.bert_step_variants`) runs beside it.
+The sums are thread time: two threads run thunks at once ("busy": all thunks' time / (wall time x
+cores)). They do not say which thunks sit on the step's critical path: threefry's mask bits take
+about a tenth of bert_mini's thread time, yet removing them does not shorten the step
+(`benchmarks.bert_step_variants`), for they run while the other thread is in a matmul.
 """
 
 import argparse
