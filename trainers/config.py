@@ -273,7 +273,8 @@ def apply_overrides(values: dict, overrides: str) -> dict:
         key, separator, text = assignment.partition("=")
         section, _, field = key.strip().partition(".")
         if not separator or not field:
-            raise ConfigError(f"--params_override: expected section.field=value, got {assignment!r}")
+            raise ConfigError(f"--params_override: expected section.field=value, got {assignment!r} "
+                              f"(a value holding commas goes in quotes: data.bucket_boundaries='16,32')")
         if section not in sections:
             raise ConfigError(
                 f"--params_override: unknown section {section!r}"

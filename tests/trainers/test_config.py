@@ -119,7 +119,8 @@ def test_params_override_keeps_commas_inside_quotes_in_the_value():
 
 @pytest.mark.parametrize(
     "override, message",
-    [("train.batch_size", "expected section.field=value"), ("trian.epochs=2", "unknown section 'trian' \\(did you mean train")],
+    [("train.batch_size", "expected section.field=value"), ("trian.epochs=2", "unknown section 'trian' \\(did you mean train"),
+     ("data.bucket_boundaries=16,40", "got '40' \\(a value holding commas goes in quotes")],
 )
 def test_malformed_params_override_is_a_config_error(override, message):
     with pytest.raises(ConfigError, match=message):
