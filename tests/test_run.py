@@ -136,6 +136,7 @@ def test_rerun_resumes_and_eval_and_export_modes_reuse_the_run(data_dir, tmp_pat
         (["--model=bert", "--preset=/nonexistent"], "--preset=/nonexistent could not be loaded as a keras-hub BERT preset"),
         (["--model=bert", "--task=pretrain", "--train_files=/nonexistent/*.txt"], "--train_files=/nonexistent/*.txt matches no file"),
         (["--model=cnn", "--mixed_precision=fp8"], "runtime.mixed_precision must be one of float32, mixed_float16"),
+        (["--model=cnn", "--intra_op_threads=-1"], "runtime.intra_op_threads must be auto or a number of threads >= 0"),
         (["--model=cnn", "--params_override=train.bach_size=3"], "unknown config key train.bach_size"),
         (["--model=cnn", "--mode=eval"], "holds no checkpoint; train first"),
         (["--model=cnn", "--strategy=tpu", "--tpu=local"], "--strategy=tpu: no TPU reachable at --tpu=local"),

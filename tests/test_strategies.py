@@ -26,6 +26,7 @@ import pytest
 
 import zoo
 from trainers import config as config_lib
+from trainers import op_threads
 from trainers.strategy import loopback_tf_configs
 
 from cli_runs import REPO, keras_probabilities, losses_from_events, run_trainer, serve_in_fresh_process
@@ -119,11 +120,24 @@ def test_printed_speed_counts_the_examples_trained(family, default_run):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_default_run_sets_the_op_threads_its_rule_chose(family, default_run):
+    """`--intra_op_threads=auto` (trainers/op_threads.py), applied in a fresh process before TensorFlow starts."""
+    run_dir = default_run(family)
+    config = config_lib.load_config(run_dir / "run" / "config.yaml")
+    threads, reason = op_threads.auto_threads("default", {**zoo.default_config(family), **config.model_overrides},
+                                              config.train.batch_size, config.train.jit_compile)
+    chosen = "one thread per op" if threads == 1 else "TensorFlow's default threads per op"
+    assert f"Threads: {chosen}" in (run_dir / "stdout.txt").read_text()
+    assert config.runtime.intra_op_threads == "auto"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_mirrored_over_two_cpus_follows_the_default_loss_curve(family, default_run, data_dir, tmp_path):
     result = run_trainer(*_flags(family, tmp_path, data_dir, f"--params_override={_no_randomness(family)}",
                                  "--strategy=mirrored", "--cpu_devices=2"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Strategy: MirroredStrategy with 2 replica(s)" in result.stdout
+    assert "Threads: TensorFlow's default threads per op" in result.stdout  # Measured for one replica only.
     _assert_trained_evaluated_exported(tmp_path, family)
     default_losses = losses_from_events(default_run(family) / "run")
     assert len(default_losses) == EPOCH_STEPS // 4 and np.isfinite(default_losses).all()

@@ -87,6 +87,8 @@ class RuntimeConfig:
     cpu_devices: int | None = None  # mirrored without GPUs: split the host CPU into this many devices.
     tpu: str | None = None  # tpu: local, a TPU name, or grpc://host:port.
     mixed_precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16 | auto (trainers/precision.py)
+    # Threads one op may split its work over: auto (trainers/op_threads.py) | N | 0 (one per core).
+    intra_op_threads: str | int = "auto"
 
 
 @dataclasses.dataclass
@@ -251,6 +253,10 @@ def validate(config: ExperimentConfig):
         if not hasattr(registry.get_spec(config.model_name).model_class, "layers_by_depth"):
             raise ConfigError(f"train.layer_decay needs a model whose layers come in depth order (the BERT sizes), "
                               f"got model {config.model_name!r}")
+    threads = config.runtime.intra_op_threads
+    if not (threads == "auto" or str(threads).isdigit()):  # A flag's "2" as well as YAML's 2.
+        raise ConfigError(f"runtime.intra_op_threads must be auto or a number of threads >= 0 "
+                          f"(0: one per core), got {threads!r}")
     if config.runtime.cpu_devices is not None and config.runtime.cpu_devices <= 0:
         raise ConfigError(f"runtime.cpu_devices must be a positive integer, got {config.runtime.cpu_devices}")
     if config.train.decay not in DECAYS:

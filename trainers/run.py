@@ -37,7 +37,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from trainers import config as config_lib  # noqa: E402
-from trainers import precision, tasks  # noqa: E402
+from trainers import op_threads, precision, tasks  # noqa: E402
 from trainers.optimization import create_optimizer  # noqa: E402
 from trainers.phases import Phases  # noqa: E402
 from trainers.quantization import export_quantized  # noqa: E402
@@ -103,6 +103,8 @@ flags.DEFINE_float("train_hours", None, "Overrides train.train_hours: a time bud
 flags.DEFINE_bool("restore_best", None, "Overrides train.restore_best: after train_and_eval's last epoch, "
                   "evaluate and export the weights of the best evaluation instead of the last.")
 flags.DEFINE_string("strategy", None, "Overrides runtime.strategy: default | one_device | mirrored | multi_worker | tpu.")
+flags.DEFINE_string("intra_op_threads", None, "Overrides runtime.intra_op_threads: auto (one thread per op where "
+                    "that measured faster: trainers/op_threads.py) | N threads one op may use | 0 (one per core).")
 flags.DEFINE_integer("cpu_devices", None, "Overrides runtime.cpu_devices: split a GPU-less host into N devices.")
 flags.DEFINE_string("tpu", None, "Overrides runtime.tpu: local, a TPU name, or grpc://host:port.")
 flags.DEFINE_string("mixed_precision", None, "Overrides runtime.mixed_precision: float32 | mixed_float16 | mixed_bfloat16 "
@@ -149,6 +151,7 @@ _FLAG_OVERRIDES = {  # flag -> (config section, field)
     "cpu_devices": ("runtime", "cpu_devices"),
     "tpu": ("runtime", "tpu"),
     "mixed_precision": ("runtime", "mixed_precision"),
+    "intra_op_threads": ("runtime", "intra_op_threads"),
 }
 
 
@@ -187,6 +190,21 @@ def package_versions() -> str:
     return "Resolved by trainers.run with " + ", ".join(versions)
 
 
+def set_op_threads(config):
+    """Applies runtime.intra_op_threads (`auto`: by trainers/op_threads.py's rule) and says what it chose."""
+    threads = config.runtime.intra_op_threads
+    if threads != op_threads.AUTO:
+        op_threads.apply(int(threads), asked=True)
+        return
+    model_fields = {**registry.default_config(config.model_name), **config.model_overrides}
+    threads, reason = op_threads.auto_threads(config.runtime.strategy, model_fields, config.train.batch_size,
+                                              config.train.jit_compile)
+    chosen = "one thread per op" if threads == 1 else "TensorFlow's default threads per op (one per core)"
+    if threads != op_threads.DEFAULT and not op_threads.apply(threads, asked=False):
+        chosen = "the threads per op this process already runs with (TensorFlow started before the run)"
+    print(f"Threads: {chosen} (--intra_op_threads=auto on {reason})")
+
+
 def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
     """One run of `config` in `model_dir` (see the module docstring), as `python -m trainers.run` does.
 
@@ -208,6 +226,7 @@ def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
         prepare_directory(model_dir, "model_dir")
         if export_dir is not None and mode != "eval":
             prepare_directory(export_dir, "export_dir", create=False)  # Created by the export, if any.
+        set_op_threads(config)
         if runtime.cpu_devices:
             split_cpu(runtime.cpu_devices)
         strategy = create_strategy(runtime.strategy, cpu_devices=runtime.cpu_devices, tpu=runtime.tpu)
