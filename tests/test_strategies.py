@@ -124,8 +124,8 @@ def test_default_run_sets_the_op_threads_its_rule_chose(family, default_run):
     """`--intra_op_threads=auto` (trainers/op_threads.py), applied in a fresh process before TensorFlow starts."""
     run_dir = default_run(family)
     config = config_lib.load_config(run_dir / "run" / "config.yaml")
-    threads, reason = op_threads.auto_threads("default", {**zoo.default_config(family), **config.model_overrides},
-                                              config.train.batch_size, config.train.jit_compile)
+    threads, reason = op_threads.auto_threads("default", config.model_fields, config.train.batch_size,
+                                              config.train.jit_compile)
     chosen = "one thread per op" if threads == 1 else "TensorFlow's default threads per op"
     assert f"Threads: {chosen}" in (run_dir / "stdout.txt").read_text()
     assert config.runtime.intra_op_threads == "auto"

@@ -107,6 +107,11 @@ class ExperimentConfig:
     def model_overrides(self) -> dict:
         return {key: value for key, value in self.model.items() if key != "name"}
 
+    @property
+    def model_fields(self) -> dict:
+        """Every constructor field of the model: its registered defaults, then this config's overrides."""
+        return {**registry.default_config(self.model_name), **self.model_overrides}
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

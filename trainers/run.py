@@ -196,8 +196,7 @@ def set_op_threads(config):
     if threads != op_threads.AUTO:
         op_threads.apply(int(threads), asked=True)
         return
-    model_fields = {**registry.default_config(config.model_name), **config.model_overrides}
-    threads, reason = op_threads.auto_threads(config.runtime.strategy, model_fields, config.train.batch_size,
+    threads, reason = op_threads.auto_threads(config.runtime.strategy, config.model_fields, config.train.batch_size,
                                               config.train.jit_compile)
     chosen = "one thread per op" if threads == 1 else "TensorFlow's default threads per op (one per core)"
     if threads != op_threads.DEFAULT and not op_threads.apply(threads, asked=False):
@@ -232,8 +231,7 @@ def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
         strategy = create_strategy(runtime.strategy, cpu_devices=runtime.cpu_devices, tpu=runtime.tpu)
     print(f"Strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
     if runtime.mixed_precision == precision.AUTO:
-        model_fields = {**registry.default_config(config.model_name), **config.model_overrides}
-        policy, reason = precision.auto_policy(strategy, model_fields, config.train.jit_compile)
+        policy, reason = precision.auto_policy(strategy, config.model_fields, config.train.jit_compile)
         print(f"Precision: {policy} (--mixed_precision=auto on {reason})")
         runtime = dataclasses.replace(runtime, mixed_precision=policy)
         config = dataclasses.replace(config, runtime=runtime)
