@@ -5,6 +5,7 @@ schedule where it stopped.
 """
 
 import keras
+import tensorflow as tf
 
 # Parameters that AdamW leaves out of weight decay (BERT's recipe): biases and normalisation.
 NO_WEIGHT_DECAY = ["bias", "gamma", "beta"]
@@ -51,7 +52,55 @@ def layer_rate_multipliers(model, layer_decay) -> dict:
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class LayerwiseDecayAdamW(keras.optimizers.AdamW):
+class FusedAdamW(keras.optimizers.AdamW):
+    """Keras' AdamW, each variable's update one TensorFlow kernel (`ResourceApplyAdam`).
+
+    Why: Keras builds a variable's Adam update from about 25 small ops, and its weight decay
+    evaluates the learning-rate schedule again for every variable. A small model's step without
+    XLA is bound by launching ops, not by arithmetic: one update of BERT-Tiny's 41 variables is
+    2,614 graph ops with Keras' AdamW and 961 with this one, and its step at batch 32 x 16 tokens
+    runs 1.18x faster (`benchmarks.optimizer_step`). Under XLA both compile to the same fused loops.
+
+    The arithmetic is Keras' AdamW's (the test holds them equal within float rounding): first the
+    decoupled weight decay `w -= rate * weight_decay * w` at the schedule's rate for the variables
+    `exclude_from_weight_decay` did not exempt, then `m += (g - m)(1 - beta_1)`, `v += (g^2 - v)(1 -
+    beta_2)`, `w -= step_rate(rate) * sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)`.
+    The moments are Keras' own slot variables, so checkpoints of either optimizer restore into the
+    other. Sparse gradients and `amsgrad` take Keras' own path.
+    """
+
+    def _apply_weight_decay(self, variables):
+        """Nothing: `update_step` decays each variable, with the rate `apply` computed once."""
+
+    def step_rate(self, learning_rate, variable):
+        """The rate of `variable`'s Adam step: the schedule's (subclasses scale it)."""
+        return learning_rate
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.weight_decay and self._use_weight_decay(variable):
+            variable.assign_sub(variable * tf.cast(learning_rate * self.weight_decay, variable.dtype))
+        rate = self.step_rate(learning_rate, variable)
+        if isinstance(gradient, tf.IndexedSlices) or self.amsgrad:
+            return super().update_step(gradient, variable, rate)
+        index = self._get_variable_index(variable)
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle,
+            m=self._momentums[index].value.handle,
+            v=self._velocities[index].value.handle,
+            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
+            beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
+            lr=tf.cast(rate, dtype),
+            beta1=tf.cast(self.beta_1, dtype),
+            beta2=tf.cast(self.beta_2, dtype),
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype),
+        )
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class LayerwiseDecayAdamW(FusedAdamW):
     """AdamW whose step for each variable is scaled by its multiplier (`layer_rate_multipliers`).
 
     The scaled rate reaches Adam's update; the decoupled weight decay keeps the unscaled rate
@@ -69,11 +118,11 @@ class LayerwiseDecayAdamW(keras.optimizers.AdamW):
 
     def build(self, variables):
         super().build(variables)
-        # In the order of AdamW's own slots, so `update_step` finds a variable's by the same index.
+        # In the order of AdamW's own slots, so `step_rate` finds a variable's by the same index.
         self._multiplier_by_index = [self.rate_multipliers.get(variable.path, 1.0) for variable in variables]
 
-    def update_step(self, gradient, variable, learning_rate):
-        super().update_step(gradient, variable, learning_rate * self._multiplier_by_index[self._get_variable_index(variable)])
+    def step_rate(self, learning_rate, variable):
+        return learning_rate * self._multiplier_by_index[self._get_variable_index(variable)]
 
     def get_config(self):
         return {**super().get_config(), "rate_multipliers": self.rate_multipliers}
