@@ -1,6 +1,6 @@
 """The zoo's train step with its AdamW (one TensorFlow kernel per variable) against Keras' AdamW.
 
-    python -m benchmarks.optimizer_step                  # bert_tiny, transformer, gru (~3 min)
+    python -m benchmarks.optimizer_step                  # bert_tiny, transformer, gru (~1 min)
     python -m benchmarks.optimizer_step --models=bert_tiny --sequence_length=24
 
 Both sides are `Trainer.train_steps` as `trainers.run` builds it (the default strategy, one step
