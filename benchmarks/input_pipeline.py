@@ -33,7 +33,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 from absl import logging  # noqa: E402
 
 from trainers import config as config_lib  # noqa: E402
-from trainers import tasks  # noqa: E402
+from trainers import tasks, xla  # noqa: E402
 from trainers.optimization import create_optimizer  # noqa: E402
 from trainers.trainer import Trainer  # noqa: E402
 from zoo.data import local  # noqa: E402
@@ -100,7 +100,7 @@ def measure(model_name, dataset_label, path, args):
     values = config_lib.load_config(path).to_dict()
     if args.data_dir:
         values["data"]["data_dir"] = args.data_dir
-    config = config_lib.config_from_dict(values)
+    config, _ = xla.resolve(config_lib.config_from_dict(values))  # The XLA setting trainers.run would pick.
     with tempfile.TemporaryDirectory() as model_dir:
         model_dir = pathlib.Path(model_dir)
         started = time.perf_counter()

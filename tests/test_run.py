@@ -46,6 +46,7 @@ def test_trainer_trains_evaluates_exports_and_the_export_serves_alone(model_name
     phase_seconds = [seconds for name, seconds in phases.items() if name != "total"]
     assert sum(phase_seconds) <= phases["total"] + 0.05 * len(phase_seconds)  # Each rounded to 0.1 s.
     assert "Vocabulary: learning 1000 WordPiece tokens from 4,000 texts ..." in result.stdout
+    assert "XLA: on for the train step (--jit_compile=auto on a CPU and an encoder 256 wide" in result.stdout
 
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["global_step"] == STEPS
@@ -137,6 +138,7 @@ def test_rerun_resumes_and_eval_and_export_modes_reuse_the_run(data_dir, tmp_pat
         (["--model=bert", "--task=pretrain", "--train_files=/nonexistent/*.txt"], "--train_files=/nonexistent/*.txt matches no file"),
         (["--model=cnn", "--mixed_precision=fp8"], "runtime.mixed_precision must be one of float32, mixed_float16"),
         (["--model=cnn", "--intra_op_threads=-1"], "runtime.intra_op_threads must be auto or a number of threads >= 0"),
+        (["--model=cnn", "--params_override=train.jit_compile=fast"], "train.jit_compile must be true, false or auto, got 'fast'"),
         (["--model=cnn", "--params_override=train.bach_size=3"], "unknown config key train.bach_size"),
         (["--model=cnn", "--mode=eval"], "holds no checkpoint; train first"),
         (["--model=cnn", "--strategy=tpu", "--tpu=local"], "--strategy=tpu: no TPU reachable at --tpu=local"),

@@ -69,7 +69,9 @@ class TrainConfig:
     # Layer-wise rate decay (BERT models): each layer below the top trains at this factor of the
     # rate of the one above it (ELECTRA's fine-tuning: 0.8). None: one rate for every layer.
     layer_decay: float | None = None
-    jit_compile: bool = False  # Compile the train step with XLA (on one device, the update too).
+    # Compile the train step with XLA (on one device, the update too): true | false | auto (where it
+    # measured faster: trainers/xla.py).
+    jit_compile: bool | str = "auto"
     # train_and_eval: after the last epoch, go back to the weights of the best evaluation
     # (model_dir/best) for the final metrics and the export, as Keras' restore_best_weights.
     restore_best: bool = False
@@ -258,6 +260,8 @@ def validate(config: ExperimentConfig):
         if not hasattr(registry.get_spec(config.model_name).model_class, "layers_by_depth"):
             raise ConfigError(f"train.layer_decay needs a model whose layers come in depth order (the BERT sizes), "
                               f"got model {config.model_name!r}")
+    if config.train.jit_compile not in (True, False, "auto"):
+        raise ConfigError(f"train.jit_compile must be true, false or auto, got {config.train.jit_compile!r}")
     threads = config.runtime.intra_op_threads
     if not (threads == "auto" or str(threads).isdigit()):  # A flag's "2" as well as YAML's 2.
         raise ConfigError(f"runtime.intra_op_threads must be auto or a number of threads >= 0 "

@@ -37,7 +37,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from trainers import config as config_lib  # noqa: E402
-from trainers import op_threads, precision, tasks  # noqa: E402
+from trainers import op_threads, precision, tasks, xla  # noqa: E402
 from trainers.optimization import create_optimizer  # noqa: E402
 from trainers.phases import Phases  # noqa: E402
 from trainers.quantization import export_quantized  # noqa: E402
@@ -97,7 +97,8 @@ flags.DEFINE_alias("steps_per_execution", "steps_per_loop")
 flags.DEFINE_integer("sequence_length", None, "Overrides data.sequence_length (text models).")
 flags.DEFINE_integer("checkpoint_every_steps", None, "Overrides train.checkpoint_every_steps.")
 flags.DEFINE_float("clipnorm", None, "Overrides train.clipnorm (global gradient norm clipping).")
-flags.DEFINE_bool("jit_compile", None, "Overrides train.jit_compile (XLA for each replica's step).")
+flags.DEFINE_bool("jit_compile", None, "Overrides train.jit_compile (XLA for each replica's step; default auto: "
+                  "where that measured faster, trainers/xla.py).")
 flags.DEFINE_float("train_hours", None, "Overrides train.train_hours: a time budget for training; at the first "
                    "loop end past it the run checkpoints, evaluates and exports (rerun to resume).")
 flags.DEFINE_bool("restore_best", None, "Overrides train.restore_best: after train_and_eval's last epoch, "
@@ -225,6 +226,9 @@ def run(config, *, mode, model_dir, export_dir, quantize=None, phases=None):
         prepare_directory(model_dir, "model_dir")
         if export_dir is not None and mode != "eval":
             prepare_directory(export_dir, "export_dir", create=False)  # Created by the export, if any.
+        config, reason = xla.resolve(config)
+        if reason:
+            print(f"XLA: {'on' if config.train.jit_compile else 'off'} for the train step (--jit_compile=auto on {reason})")
         set_op_threads(config)
         if runtime.cpu_devices:
             split_cpu(runtime.cpu_devices)

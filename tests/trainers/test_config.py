@@ -46,7 +46,7 @@ def test_typo_in_key_names_the_key_and_suggests_the_field():
         (dict(train={"learning_rate": "fast"}), r"train\.learning_rate must be float, got 'fast'"),
         (dict(model={"name": "transformer", "dropout": "none"}), r"model\.dropout must be float \(model 'transformer'\)"),
         # bool
-        (dict(train={"jit_compile": 3}), r"train\.jit_compile must be bool, got 3"),
+        (dict(train={"jit_compile": 3}), r"train\.jit_compile must be bool or str, got 3"),
         (dict(model={"name": "gru", "bidirectional": "yes please"}), r"model\.bidirectional must be bool"),
         # list
         (dict(model={"name": "cnn", "filters": 32}), r"model\.filters must be list of int \(model 'cnn'\), got 32"),
