@@ -14,7 +14,7 @@ GRU = {"hidden_dim": 256}  # Wide, but without attention.
 @pytest.mark.parametrize("strategy, model, task, precision, compiled, reason", [
     ("default", BERT_MINI, "classify", "float32", True, "an encoder 256 wide"),
     ("one_device", {"hidden_dim": 512, "num_heads": 8}, "classify", "float32", True, "an encoder 512 wide"),
-    ("default", BERT_TINY, "classify", "float32", False, "a model 128 wide"),
+    ("default", BERT_TINY, "classify", "float32", False, "an encoder 128 wide"),
     ("default", GRU, "classify", "float32", False, "a model without attention"),
     ("default", {"filters": [32, 64]}, "classify", "float32", False, "a model without attention"),  # The CNN.
     ("mirrored", BERT_MINI, "classify", "float32", False, "the mirrored strategy"),
