@@ -39,6 +39,7 @@ import time
 from absl import app, flags
 
 from benchmarks import common
+from trainers import config as config_lib
 from trainers.phases import parse_summary
 
 FLAGS = flags.FLAGS
@@ -95,6 +96,8 @@ def run_zoo(size, model_dir, data_dir, extra_flags=()):
         "buckets": buckets.group(1) if buckets else None,
         "steps": metrics["global_step"],
         "phases_seconds": parse_summary(finished.stdout),
+        # As the run resolved it (`jit_compile: auto` or a flag), saved in its config.
+        "jit_compile": config_lib.load_config(model_dir / "config.yaml").train.jit_compile,
     }
 
 
@@ -232,6 +235,12 @@ def compare(size, train, dev, data_dir, work_dir):
     }
 
 
+def zoo_xla(document, zoo) -> bool:
+    """Whether the zoo command trained with XLA (documents from before `jit_compile: auto` saved
+    only the flags: XLA there meant `--jit_compile`)."""
+    return zoo.get("jit_compile", "--jit_compile" in document.get("zoo_flags", []))
+
+
 def markdown(document):
     rows = []
     for result in document["results"]:
@@ -246,15 +255,17 @@ def markdown(document):
             f"{zoo['epoch_seconds']:.0f} s / {peer['epoch_seconds']:.0f} s ({result['epoch_speedup']:.1f}x)",
             f"{zoo['dev_accuracy']:.4f} / {peer['dev_accuracy']:.4f} ({result['accuracy_difference_points']:+.1f})",
             zoo["buckets"],
+            "on" if zoo_xla(document, zoo) else "off",
         ])
     table = common.markdown_table(
         ["model", "zoo: whole command (its phases, s)", "keras-hub recipe: vocabulary + epoch + evaluation",
          "whole-run ratio", "epoch alone: zoo / keras-hub", "dev accuracy: zoo / keras-hub (points)",
-         "zoo's buckets (tokens, percentile)"],
+         "zoo's buckets (tokens, percentile)", "zoo's XLA"],
         rows,
     )
     added = document.get("zoo_flags", [])
-    xla = "with XLA: `--jit_compile`" if "--jit_compile" in added else "no XLA"
+    xla = ("XLA: `--jit_compile` added" if "--jit_compile" in added
+           else "XLA where `jit_compile: auto` chose it, as the last column says")
     return f"""## Fine-tuning on SST-2: zoo vs keras-hub's recipe (`python -m benchmarks.finetune`)
 
 {common.environment_line(document)}
