@@ -27,9 +27,10 @@ import dataclasses
 
 import tensorflow as tf
 
+from trainers.op_threads import ONE_REPLICA_STRATEGIES
+
 AUTO = "auto"
 MIN_HIDDEN_DIM = 256  # BERT-Mini's width: the narrowest encoder whose SST-2 run XLA made faster.
-ONE_REPLICA_STRATEGIES = ("default", "one_device")
 
 
 def auto_jit_compile(strategy_name, model_fields, task_name, mixed_precision) -> tuple[bool, str]:
