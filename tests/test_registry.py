@@ -48,6 +48,27 @@ def test_unknown_override_names_the_field():
         zoo.build("cnn", filter=(8,))
 
 
+@pytest.mark.parametrize(
+    "name, override, message",
+    [
+        ("transformer", {"hidden_dim": 0}, r"^model\.hidden_dim must be a positive integer \(model 'transformer'\), got 0$"),
+        ("gru", {"dropout": 1.5}, r"^model\.dropout must be in \[0, 1\) \(model 'gru'\), got 1\.5$"),
+        ("cnn", {"filters": [32, 0]},
+         r"^model\.filters must be a list, each item a positive integer \(model 'cnn'\), got \[32, 0\]$"),
+    ],
+)
+def test_an_override_out_of_its_fields_range_names_the_field(name, override, message):
+    with pytest.raises(ConfigError, match=message):
+        zoo.build(name, **override)
+
+
+def test_every_models_defaults_keep_the_range_rule():
+    """Every int field counts or sizes something and every float field is a fraction: a model whose
+    defaults broke that rule would need its own ranges in `registry.check_overrides`."""
+    for name in zoo.list_models():
+        registry.check_overrides(name, zoo.default_config(name))
+
+
 def test_default_config_is_a_copy():
     zoo.default_config("cnn")["dropout"] = 0.9
     assert zoo.default_config("cnn")["dropout"] == 0.25

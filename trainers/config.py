@@ -26,6 +26,7 @@ from trainers import tasks
 from trainers.tasks.classification import MODALITY
 from zoo import registry
 from zoo.data import OFFLINE_DEFAULTS
+from zoo.data.text import RESERVED_TOKENS
 from zoo.errors import ConfigError, did_you_mean
 
 CONFIGS_DIR = pathlib.Path(__file__).resolve().parent / "configs"
@@ -238,6 +239,9 @@ def validate(config: ExperimentConfig):
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{key} must be a positive integer, got {value}")
+    if config.data.vocabulary_size <= len(RESERVED_TOKENS):
+        raise ConfigError(f"data.vocabulary_size must exceed the {len(RESERVED_TOKENS)} reserved tokens "
+                          f"({', '.join(RESERVED_TOKENS)}) that every vocabulary starts with, got {config.data.vocabulary_size}")
     if config.train.learning_rate <= 0:
         raise ConfigError(f"train.learning_rate must be > 0, got {config.train.learning_rate}")
     if config.runtime.mixed_precision not in (*MIXED_PRECISION_POLICIES, "auto"):

@@ -412,6 +412,16 @@ def start_cli(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
 
 
+def parse_flags(argv):
+    """absl's flag parsing, where a malformed flag (`--learning_rate=abc`, `--epoch=3`) is a one-line
+    usage error that exits 2 like every other, instead of absl's "FATAL Flags parsing error" and 1."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        print(f"error: {error}; see --helpshort", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
+
+
 def main(argv):
     start_cli(argv)
     try:
@@ -431,4 +441,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -130,9 +130,29 @@ def _matches_type(value, default) -> bool:
     return isinstance(value, type(default))
 
 
+def _accepted_range(default):
+    """(test, description) of the values a field whose default is `default` may take, or None.
+
+    Every model's int fields count or size something (layers, heads, widths, classes, the
+    vocabulary, filters), so they are positive; its float fields are fractions (dropout rates, the
+    CNN's translation), in [0, 1). Caught here, `model.hidden_dim=0` is a usage error naming the
+    field instead of a Keras traceback from deep inside the model's construction.
+    """
+    if isinstance(default, (list, tuple)):
+        return _accepted_range(default[0]) if default else None
+    if isinstance(default, bool):
+        return None
+    if isinstance(default, int):
+        return (lambda value: value > 0), "a positive integer"
+    if isinstance(default, float):
+        return (lambda value: 0 <= value < 1), "in [0, 1)"
+    return None
+
+
 def check_overrides(name, overrides):
-    """Raises a one-line ConfigError for an override that is not a field of model `name`, or whose
-    value's type is not its default's (`num_layers: two`), before anything is built or trained."""
+    """Raises a one-line ConfigError for an override that is not a field of model `name`, whose
+    value's type is not its default's (`num_layers: two`), or whose value is out of the field's
+    range (`hidden_dim: 0`, `dropout: 1.5`), before anything is built or trained."""
     spec = get_spec(name)
     for field, value in overrides.items():
         if field not in spec.default_config:
@@ -144,6 +164,13 @@ def check_overrides(name, overrides):
         default = spec.default_config[field]
         if not _matches_type(value, default):
             raise ConfigError(f"model.{field} must be {_type_name(default)} (model {name!r}), got {value!r}")
+        accepted = _accepted_range(default)
+        if accepted:
+            within, description = accepted
+            several = isinstance(default, (list, tuple))
+            if not all(within(item) for item in (value if several else [value])):
+                description = f"a list, each item {description}" if several else description
+                raise ConfigError(f"model.{field} must be {description} (model {name!r}), got {value!r}")
 
 
 def build(name, **overrides) -> keras.Model:

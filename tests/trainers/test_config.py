@@ -71,6 +71,13 @@ def test_non_positive_values_are_rejected(field):
         config_lib.config_from_dict(_values(train={field: 0}))
 
 
+@pytest.mark.parametrize("size", [1, 5])
+def test_a_vocabulary_must_hold_more_than_its_reserved_tokens(size):
+    with pytest.raises(ConfigError, match=rf"data\.vocabulary_size must exceed the 5 reserved tokens \(\[PAD\], .*got {size}$"):
+        config_lib.config_from_dict(_values(data={"vocabulary_size": size}))
+    config_lib.config_from_dict(_values(data={"vocabulary_size": 6}))
+
+
 @pytest.mark.parametrize(
     "model, epsilon, message",
     [
