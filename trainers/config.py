@@ -241,7 +241,8 @@ def validate(config: ExperimentConfig):
             raise ConfigError(f"{key} must be a positive integer, got {value}")
     if config.data.vocabulary_size <= len(RESERVED_TOKENS):
         raise ConfigError(f"data.vocabulary_size must exceed the {len(RESERVED_TOKENS)} reserved tokens "
-                          f"({', '.join(RESERVED_TOKENS)}) that every vocabulary starts with, got {config.data.vocabulary_size}")
+                          f"({', '.join(RESERVED_TOKENS)}) that every vocabulary starts with, "
+                          f"got {config.data.vocabulary_size}")
     if config.train.learning_rate <= 0:
         raise ConfigError(f"train.learning_rate must be > 0, got {config.train.learning_rate}")
     if config.runtime.mixed_precision not in (*MIXED_PRECISION_POLICIES, "auto"):

@@ -130,8 +130,8 @@ def _matches_type(value, default) -> bool:
     return isinstance(value, type(default))
 
 
-def _accepted_range(default):
-    """(test, description) of the values a field whose default is `default` may take, or None.
+def _out_of_range(value, default):
+    """What a field whose default is `default` accepts, where `value` lies outside it; else None.
 
     Every model's int fields count or size something (layers, heads, widths, classes, the
     vocabulary, filters), so they are positive; its float fields are fractions (dropout rates, the
@@ -139,13 +139,17 @@ def _accepted_range(default):
     field instead of a Keras traceback from deep inside the model's construction.
     """
     if isinstance(default, (list, tuple)):
-        return _accepted_range(default[0]) if default else None
+        for item in value if default else []:
+            accepted = _out_of_range(item, default[0])
+            if accepted:
+                return f"a list, each item {accepted}"
+        return None
     if isinstance(default, bool):
         return None
     if isinstance(default, int):
-        return (lambda value: value > 0), "a positive integer"
+        return None if value > 0 else "a positive integer"
     if isinstance(default, float):
-        return (lambda value: 0 <= value < 1), "in [0, 1)"
+        return None if 0 <= value < 1 else "in [0, 1)"
     return None
 
 
@@ -164,13 +168,9 @@ def check_overrides(name, overrides):
         default = spec.default_config[field]
         if not _matches_type(value, default):
             raise ConfigError(f"model.{field} must be {_type_name(default)} (model {name!r}), got {value!r}")
-        accepted = _accepted_range(default)
+        accepted = _out_of_range(value, default)
         if accepted:
-            within, description = accepted
-            several = isinstance(default, (list, tuple))
-            if not all(within(item) for item in (value if several else [value])):
-                description = f"a list, each item {description}" if several else description
-                raise ConfigError(f"model.{field} must be {description} (model {name!r}), got {value!r}")
+            raise ConfigError(f"model.{field} must be {accepted} (model {name!r}), got {value!r}")
 
 
 def build(name, **overrides) -> keras.Model:
