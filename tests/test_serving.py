@@ -204,6 +204,8 @@ def test_predict_rest_matches_local_prediction(fake_server, bert_export):
     local = serving.predict_local(bert_export[2].parent, texts)  # The base dir: its highest version.
     assert [answer["class_id"] for answer in remote] == [answer["class_id"] for answer in local]
     np.testing.assert_allclose([a["probabilities"] for a in remote], [a["probabilities"] for a in local], atol=1e-6)
+    # An address without a scheme, as curl takes it, means http://.
+    assert serving.predict_rest(fake_server.removeprefix("http://"), "bert", texts) == remote
 
 
 def test_rest_errors_are_one_line(fake_server):

@@ -25,7 +25,7 @@ def _predict(argv):
     parser = argparse.ArgumentParser(prog="python -m zoo.serving", description=__doc__.splitlines()[0],
                                      epilog=f"Commands: {', '.join(COMMANDS)} (python -m zoo.serving check --help)")
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--server", help="TF Serving REST address, e.g. http://localhost:8501")
+    target.add_argument("--server", help="TF Serving REST address, e.g. http://localhost:8501 (http:// if no scheme)")
     target.add_argument("--grpc", help="TF Serving gRPC address, e.g. localhost:8500")
     target.add_argument("--saved_model", help="a SavedModel version directory or model base directory")
     parser.add_argument("--model_name", help="with --server or --grpc: the served model's name")

@@ -20,13 +20,16 @@ def predict_rest(url, model_name, instances, timeout=30.0):
     """POSTs `{"instances": instances}` to `<url>/v1/models/<model_name>:predict` (TF Serving REST).
 
     Args:
-        url: str. The server's REST address, e.g. "http://localhost:8501".
+        url: str. The server's REST address, e.g. "http://localhost:8501"; without a scheme
+            ("localhost:8501", as curl takes it) http:// is meant.
         model_name: str. The name TF Serving serves the model under.
         instances: list. Raw inputs: strings for text models, nested lists of pixels for images.
 
     Returns:
         The server's "predictions": a list of {"probabilities": [...], "class_id": int}.
     """
+    if "://" not in url:
+        url = f"http://{url}"
     endpoint = f"{url.rstrip('/')}/v1/models/{model_name}:predict"
     request = urllib.request.Request(
         endpoint,
