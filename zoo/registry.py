@@ -139,7 +139,9 @@ def _out_of_range(value, default):
     field instead of a Keras traceback from deep inside the model's construction.
     """
     if isinstance(default, (list, tuple)):
-        for item in value if default else []:
+        if not default:  # No item to say what the items accept.
+            return None
+        for item in value:
             accepted = _out_of_range(item, default[0])
             if accepted:
                 return f"a list, each item {accepted}"
