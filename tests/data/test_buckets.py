@@ -1,5 +1,7 @@
 """Length buckets: boundaries, tokenize-once cache, bucketed epochs, and padding that changes nothing."""
 
+import itertools
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -35,16 +37,43 @@ def tokenized(request, tmp_path_factory):
     return load_tokens, lengths, request.param
 
 
-def test_choose_boundaries_minimises_padding_with_at_most_five_buckets():
+@pytest.mark.parametrize("limits", [buckets.COMPILED_LIMITS, buckets.UNCOMPILED_LIMITS])
+def test_choose_boundaries_minimises_padding_within_limits(limits):
     lengths = np.random.default_rng(0).zipf(1.6, 5000).clip(1, 128)
-    boundaries = buckets.choose_boundaries(lengths, 128)
-    assert 2 <= len(boundaries) <= buckets.MAX_AUTO_BUCKETS and boundaries == sorted(boundaries)
+    boundaries = buckets.choose_boundaries(lengths, 128, limits)
+    assert 2 <= len(boundaries) <= limits.max_buckets and boundaries == sorted(boundaries)
     assert boundaries[-1] == lengths.max()
-    assert all(bound % buckets.BOUNDARY_MULTIPLE == 0 for bound in boundaries[:-1])
+    assert all(bound % limits.multiple == 0 for bound in boundaries[:-1])
     one_bucket = buckets.padded_tokens(lengths, [128])
     assert buckets.padded_tokens(lengths, boundaries) < one_bucket / 4
     for other in ([8, 16, 32, 64, 128], [16, 32, 48, 96, lengths.max()]):
         assert buckets.padded_tokens(lengths, boundaries) <= buckets.padded_tokens(lengths, other)
+
+
+def test_uncompiled_limits_pad_less_than_compiled():
+    lengths = np.random.default_rng(1).zipf(1.6, 5000).clip(1, 128)
+    compiled = buckets.choose_boundaries(lengths, 128, buckets.COMPILED_LIMITS)
+    uncompiled = buckets.choose_boundaries(lengths, 128, buckets.UNCOMPILED_LIMITS)
+    assert buckets.padded_tokens(lengths, uncompiled) < buckets.padded_tokens(lengths, compiled)
+
+
+def every_combination(lengths, sequence_length, limits):
+    """`choose_boundaries` by brute force: the first of all candidate boundary lists, fewest buckets
+    first and each count in ascending order, with the fewest padded tokens."""
+    longest = int(np.minimum(lengths, sequence_length).max())
+    candidates = range(limits.multiple, longest, limits.multiple)
+    options = [[*inner, longest] for count in range(limits.max_buckets)
+               for inner in itertools.combinations(candidates, count)]
+    return min(options, key=lambda boundaries: buckets.padded_tokens(np.minimum(lengths, sequence_length), boundaries))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_choose_boundaries_is_the_brute_force_optimum(seed):
+    rng = np.random.default_rng(seed)
+    # Few distinct lengths make ties likely: both must then pick the same boundaries.
+    lengths = rng.choice([1, 3, 8, 9, 16, 17, 30, 40, 41, 56], size=int(rng.integers(5, 60)))
+    for limits in (buckets.COMPILED_LIMITS, buckets.BucketLimits(max_buckets=4, multiple=4)):
+        assert buckets.choose_boundaries(lengths, 64, limits) == every_combination(lengths, 64, limits)
 
 
 def test_parse_boundaries():
@@ -52,6 +81,7 @@ def test_parse_boundaries():
     assert buckets.parse_boundaries("16,32", 64) == [16, 32, 64]
     assert buckets.parse_boundaries(" 16, 64 ", 64) == [16, 64]
     assert buckets.parse_boundaries("auto", 64, np.array([3, 5, 40])) == buckets.choose_boundaries([3, 5, 40], 64)
+    assert buckets.parse_boundaries("auto", 64, np.array([3, 5, 40]), buckets.UNCOMPILED_LIMITS) == [4, 8, 40]
     for bad in ("32,16", "16,16", "0,8", "16,128", "short"):
         with pytest.raises(ConfigError, match="bucket_boundaries"):
             buckets.parse_boundaries(bad, 64)

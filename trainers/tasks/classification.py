@@ -225,6 +225,8 @@ class ClassificationTask(Task):
                 splits.load(train_split), splits.load(eval_split), preprocessor,
                 cache_dir=self.model_dir / "tokens", cache_key=f"{splits.cache_key}/{tokenizer.get_config()}",
                 bucket_boundaries=config.data.bucket_boundaries, **common,
+                # Each bucket's shape compiles once under XLA (TPUs compile every step).
+                compiled=config.train.jit_compile or config.runtime.strategy == "tpu",
             )
             train_input_fn, eval_input_fn = bucketed.train_input_fn, bucketed.eval_input_fn
             steps_per_epoch, bucket_description = bucketed.steps_per_epoch, bucketed.description
