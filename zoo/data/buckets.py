@@ -36,6 +36,7 @@ from zoo.atomic import write_atomically
 from zoo.data.pipeline import PADDING_LABEL, as_int32_labels
 from zoo.errors import ConfigError
 
+
 @dataclasses.dataclass(frozen=True)
 class BucketLimits:
     """What `choose_boundaries` may choose from: at most `max_buckets` boundaries, each a multiple of
@@ -173,8 +174,8 @@ def choose_boundaries(lengths, sequence_length, limits=COMPILED_LIMITS) -> list[
     values, counts = np.unique(np.minimum(np.asarray(lengths), sequence_length), return_counts=True)
     longest = max(int(values.max(initial=1)), 1)
     candidates = [*range(limits.multiple, longest, limits.multiple), longest]
-    # Examples up to each candidate length, and their tokens, for a bucket's cost in O(1):
-    # the examples in (previous, boundary] padded to boundary.
+    # Examples up to each candidate length, so that a bucket's cost (its examples, those in
+    # (previous, boundary], padded to boundary) takes O(1).
     examples_up_to = [int(counts[values <= candidate].sum()) for candidate in candidates]
 
     def bucket_cost(previous, index):
