@@ -215,3 +215,25 @@ def test_buckets_give_the_same_logits_and_losses_as_fixed_padding(model_name, tm
     for label in range(NUM_EXAMPLES):
         np.testing.assert_allclose(bucketed[label][0], fixed[label][0], atol=1e-5)
         np.testing.assert_allclose(bucketed[label][1], fixed[label][1], atol=1e-5)
+
+
+@pytest.mark.parametrize("jit_compile, expected", [
+    (False, [4, 8, 12, 16, 20, 24, 28, 32, 36, 40]),  # UNCOMPILED_LIMITS: 10 buckets, multiples of 4.
+    (True, [8, 16, 24, 32, 40]),  # COMPILED_LIMITS: each shape one XLA compilation.
+])
+def test_a_runs_auto_buckets_follow_whether_its_step_compiles(tmp_path, jit_compile, expected):
+    """Through the classification task as `trainers.run` builds it: texts of 1 to 40 words, each a
+    token, so every length is equally common."""
+    from trainers import config as config_lib
+    from trainers import tasks
+
+    rows = [(" ".join(WORDS[(i + j) % len(WORDS)] for j in range(1 + i % 40)), i % 2) for i in range(400)]
+    train = tmp_path / "train.tsv"
+    train.write_text("sentence\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in rows))
+    values = config_lib.load_config("transformer/files").to_dict()
+    values["data"].update(train_files=str(train), eval_files=str(train), vocabulary_size=100)
+    values["train"].update(jit_compile=jit_compile)
+    (tmp_path / "run").mkdir()
+    task = tasks.create_task(config_lib.config_from_dict(values), model_dir=tmp_path / "run")
+    described = task.prepare_inputs().bucket_description  # "4 (p10), 8 (p20), ..."
+    assert [int(part.split()[0]) for part in described.split(", ")] == expected
