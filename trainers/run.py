@@ -65,7 +65,8 @@ flags.DEFINE_string("train_files", None, "Your files instead of --dataset (path 
 flags.DEFINE_string("eval_files", None, "Files to evaluate on, as --train_files (needed for classify; pretrain "
                     "holds out every 20th document without it).")
 flags.DEFINE_string("bucket_boundaries", None, "Overrides data.bucket_boundaries: auto (from the train "
-                    "lengths: at most 5 where the step is compiled, XLA or TPU, else at most 10), none (pad to --sequence_length), or lengths like 16,32,64.")
+                    "lengths: at most 5 where the step compiles per shape, XLA or TPU, else at most 10), none "
+                    "(pad to --sequence_length), or lengths like 16,32,64.")
 flags.DEFINE_string("data_dir", None, "tfds data_dir where datasets are read and built.")
 flags.DEFINE_string("init_checkpoint", None, "Overrides task.init_checkpoint: the --model_dir of a --task=pretrain "
                     "run; fine-tuning starts from its encoder and vocabulary.")
