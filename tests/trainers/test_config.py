@@ -4,6 +4,7 @@ import pytest
 
 import zoo
 from trainers import config as config_lib
+from zoo.data import buckets
 from zoo.errors import ConfigError
 
 # trainers/configs/search/ holds the search spaces of trainers.tune (tests/trainers/test_search_space.py).
@@ -23,6 +24,17 @@ def test_shipped_configs_load_and_name_real_model_fields(path):
     assert path.parent.name == config.model_name
     unknown = set(config.model_overrides) - set(zoo.default_config(config.model_name))
     assert not unknown, f"{path} sets fields the model does not have: {unknown}"
+
+
+@pytest.mark.parametrize("path", sorted(config_lib.CONFIGS_DIR.glob("*/sst2_local.yaml")),
+                         ids=lambda path: path.parent.name)
+def test_sst2_recipes_pin_valid_length_buckets(path):
+    """`auto` buckets depend on whether the step compiles, and other batches move an SST-2 figure by a
+    few tenths: each recipe names the buckets its BENCHMARKS.md figures were measured with."""
+    data = config_lib.load_config(path).data
+    assert data.bucket_boundaries != "auto"
+    boundaries = buckets.parse_boundaries(data.bucket_boundaries, data.sequence_length)
+    assert len(boundaries) >= 5 and boundaries[-1] == data.sequence_length
 
 
 def test_every_model_has_an_offline_default():
