@@ -11,6 +11,9 @@ Sentences are short (GLUE SST-2: 9.4 words on average, p95 26), yet BERT recipes
    train step is compiled (XLA, TPUs: each bucket's shape is one compilation); at most 10,
    multiples of 4, where it is not (a new shape costs nothing there, and SST-2's epoch then pads
    to 1.14 times its real tokens instead of 1.33: BENCHMARKS.md, "Fine-tuning on SST-2").
+   Other buckets batch other examples together, which moves an SST-2 recipe's dev accuracy by a
+   few tenths of a point, so the shipped SST-2 recipes (`<model>/sst2_local`) pin the buckets
+   their BENCHMARKS.md figures were measured with in `data.bucket_boundaries`.
 3. `make_bucketed_input_fn` groups examples by length (`Dataset.bucket_by_sequence_length`), pads
    each batch to its bucket's length, fills a bucket's last partial batch with rows labelled
    `PADDING_LABEL` (the trainer gives them zero weight), and shuffles the batches across buckets.
